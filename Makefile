@@ -1,0 +1,51 @@
+# BayesPilot — `make run` does the main job on the embedded defaults, `make test` checks everything.
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+BIN   := $(VENV)/bin
+STAMP := $(VENV)/.installed
+N     ?= 20000
+HOST  ?= 127.0.0.1
+PORT  ?= 8000
+
+.PHONY: help venv run train train-stage2 serve test check-sync nbtest pytest bench export clean-nb lab mlflow-ui
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(STAMP): settings.ini setup.py
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv and install bayespilot with its dev tools
+
+run: $(STAMP)  ## generate synthetic data, train Stage 1 and Stage 2, then serve the API
+	$(BIN)/bayespilot generate --n $(N) --seed 42 --out data/churn.csv
+	$(BIN)/bayespilot train --config configs/default.toml
+	$(BIN)/bayespilot train-stage2 --config configs/default.toml
+	$(BIN)/bayespilot serve --config configs/default.toml --host $(HOST) --port $(PORT)
+
+test: $(STAMP) check-sync nbtest pytest  ## sync check, notebook tests, end-to-end tests
+
+check-sync: $(STAMP)  ## notebooks and exported package agree, notebooks are clean
+	@bash .ci/check_sync.sh $(BIN)
+
+nbtest: $(STAMP)  ## run every notebook as a test
+	$(BIN)/nbdev_test --n_workers 2 --timing
+
+pytest: $(STAMP)  ## end-to-end tests: CLI, live uvicorn, load, fuzzing
+	$(BIN)/pytest -q tests
+
+bench: $(STAMP)  ## benchmarks; figures in reports/bench/
+	$(PY) bench/run_all.py
+
+export: $(STAMP)  ## notebooks -> package, then clean notebooks
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+
+lab: $(STAMP)  ## explore the notebooks
+	$(BIN)/jupyter lab nbs
+
+mlflow-ui: $(STAMP)  ## browse runs and the model registry
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db

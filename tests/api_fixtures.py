@@ -1,0 +1,107 @@
+"""Shared helpers for the API tests: a small fitted model saved as a verified artifact, and a live uvicorn server.
+
+Import the fixtures into a test module with `from api_fixtures import *` (pytest puts tests/ on sys.path).
+"""
+import os, signal, socket, subprocess, sys, tempfile, time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from bayespilot.config import DataSettings, DecisionSettings, FeatureSettings
+from bayespilot.data import generate, prepare
+from bayespilot.features import make_pipeline
+from bayespilot.tracking import save_artifact
+
+__all__ = ['fitted', 'fit_model', 'save_model', 'free_port', 'live_server', 'model_dir', 'API_KEY', 'example_row']
+
+API_KEY = 'test-key-7d1f'
+
+
+def fit_model(n=2000, seed=1, C=1.0):
+    "A small logistic-regression pipeline on the synthetic table: (pipeline, schema, X)."
+    table, _ = generate(n, seed=seed)
+    ds = prepare(table, DataSettings())
+    pipe = make_pipeline(ds.schema, FeatureSettings(), LogisticRegression(C=C, max_iter=1000)).fit(ds.X, ds.y)
+    return pipe, ds.schema, ds.X
+
+
+def save_model(pipe, schema, path, stage2=True, name='fixture-lr'):
+    "Save `pipe` with a model card; a Stage-2 style card carries thresholds, policy and the registered model."
+    card = {'name': name, 'schema': schema.to_dict(), 'metrics': {'roc_auc': 0.0}}
+    if stage2:
+        card |= {'thresholds': {'review': 0.25, 'escalate': 0.5, 'method': 'fixture'},
+                 'policy': DecisionSettings().model_dump(mode='json'),
+                 'registered_model': {'name': 'bayespilot-churn', 'version': 3, 'alias': 'champion'}}
+    return save_artifact(pipe, path, card)
+
+
+@pytest.fixture(scope='session')
+def fitted():
+    "(pipeline, schema, X) fitted once per test session (about a second)."
+    return fit_model()
+
+
+@pytest.fixture()
+def model_dir(tmp_path, fitted):
+    "A fresh folder holding the fixture model as models/deployed_pipeline.pkl (+ card)."
+    pipe, schema, _ = fitted
+    save_model(pipe, schema, tmp_path/'deployed_pipeline.pkl')
+    return tmp_path
+
+
+def example_row(X, i=0) -> dict:
+    "Row i of the feature frame as a JSON-ready request body (missing values omitted)."
+    row = X.iloc[i].to_dict()
+    return {k: (float(v) if isinstance(v, (int, float, np.floating, np.integer)) else str(v))
+            for k, v in row.items() if v is not None and v == v}
+
+
+def free_port() -> int:
+    "A TCP port free on 127.0.0.1 right now."
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+
+@contextmanager
+def live_server(model_path, log_path, workers=1, api_key=None, extra_env=None, timeout=60):
+    "Run `uvicorn bayespilot.api:app` on a free port; yields (base_url, process); always killed on exit."
+    port, mdir = free_port(), tempfile.mkdtemp(prefix='bp-metrics-')
+    env = {k: v for k, v in os.environ.items() if not k.startswith('BAYESPILOT_')}
+    env |= {'BAYESPILOT_MODEL_PATH': str(model_path), 'BAYESPILOT_LOG_PATH': str(log_path), 'BAYESPILOT_METRICS_DIR': mdir,
+            'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1', **(extra_env or {})}
+    if api_key: env['BAYESPILOT_API_KEY'] = api_key
+    out = open(Path(log_path).parent/f'uvicorn-{port}.out', 'wb')
+    proc = subprocess.Popen([sys.executable, '-m', 'uvicorn', 'bayespilot.api:app', '--host', '127.0.0.1', '--port', str(port),
+                             '--workers', str(workers), '--log-level', 'warning', '--no-access-log'],
+                            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f'http://127.0.0.1:{port}'
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f'server exited with {proc.returncode}: {Path(out.name).read_text()[-2000:]}')
+            try:
+                if httpx.get(f'{base}/health', timeout=1).status_code == 200: break
+            except httpx.TransportError: pass
+            if time.monotonic() > deadline: raise RuntimeError(f'server did not start in {timeout} s')
+            time.sleep(0.1)
+        if workers > 1: time.sleep(1.0 + 0.3 * workers)  # let every worker finish its lifespan (model load)
+        yield base, proc
+    finally:
+        _kill(proc); out.close()
+
+
+def _kill(proc, grace=10):
+    "SIGTERM the server's process group, then SIGKILL whatever is left."
+    if proc.poll() is None:
+        try: os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError: pass
+        try: proc.wait(grace)
+        except subprocess.TimeoutExpired: pass
+    try: os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError: pass
+    proc.wait(5)

@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 N     ?= 20000
 HOST  ?= 127.0.0.1
 PORT  ?= 8000
+export MLFLOW_DISABLE_TELEMETRY := true
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: help venv run train train-stage2 serve test check-sync nbtest pytest bench export clean-nb lab mlflow-ui
 

@@ -249,3 +249,58 @@ def test_render_parses_with_prometheus_client(tmp_path):
     assert hist[('bayespilot_request_latency_seconds_bucket', '0.5')] == 1
     assert hist[('bayespilot_request_latency_seconds_count', None)] == 1
     assert [s.value for s in fams['bayespilot_predictions'].samples] == [5]
+
+
+# --- real uvicorn workers (spawned, not forked) -----------------------------------------------------------------
+
+_APP = '''
+import os, time, uuid
+from fastapi import FastAPI, Response
+from bayespilot.monitoring import CONTENT_TYPE, MetricsRegistry, PredictionLog, prediction_record
+app = FastAPI()
+log, reg = PredictionLog(os.environ['TEST_LOG_PATH'], max_bytes=100_000, backups=1000), MetricsRegistry()
+
+@app.get('/predict/{i}')
+def predict(i: int):
+    t0 = time.perf_counter()
+    tier = ('monitor', 'review', 'escalate')[i % 3]
+    log.write(prediction_record(request_id=str(i), customer_id=f'C{i}', features={'x': i, 'pid': os.getpid()},
+                                churn_probability=0.5, tier=tier, action=tier, latency_ms=0.1))
+    reg.inc_tier(tier); reg.inc_request('/predict', 200); reg.observe_latency('/predict', time.perf_counter() - t0)
+    return {'i': i}
+
+@app.get('/metrics')
+def metrics(): return Response(reg.render(), media_type=CONTENT_TYPE)
+'''
+
+
+def test_uvicorn_workers_share_log_and_metrics(tmp_path):
+    import socket, subprocess, sys
+    from concurrent.futures import ThreadPoolExecutor
+    httpx = pytest.importorskip('httpx')
+    (tmp_path / 'tinyapp.py').write_text(_APP)
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    env = {**os.environ, 'TEST_LOG_PATH': str(tmp_path / 'logs' / 'predictions.jsonl'),
+           'BAYESPILOT_METRICS_DIR': str(tmp_path / 'metrics'), 'PYTHONPATH': str(tmp_path)}
+    server = subprocess.Popen([sys.executable, '-m', 'uvicorn', 'tinyapp:app', '--workers', '4', '--port', str(port),
+                               '--log-level', 'warning'], env=env, cwd=tmp_path)
+    base, n = f'http://127.0.0.1:{port}', 2_000
+    try:
+        with httpx.Client(base_url=base, timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as c:  # new connection per request, so the workers share them
+            for _ in range(300):
+                try: c.get('/metrics'); break
+                except httpx.TransportError: time.sleep(0.1)
+            with ThreadPoolExecutor(8) as ex:
+                codes = list(ex.map(lambda i: c.get(f'/predict/{i}').status_code, range(n)))
+            assert codes == [200] * n
+            scrapes = [parse_prometheus(c.get('/metrics').text) for _ in range(12)]   # answered by various workers
+    finally:
+        server.terminate(); server.wait(20)
+    recs = read_log(tmp_path / 'logs' / 'predictions.jsonl')
+    assert recs.torn == [] and sorted(int(r['request_id']) for r in recs) == list(range(n))
+    assert len({r['features']['pid'] for r in recs}) > 1                  # several workers really wrote
+    for s in scrapes:
+        assert s[('bayespilot_requests_total', (('endpoint', '/predict'), ('status', '200')))] == n
+        assert s[('bayespilot_request_latency_seconds_count', (('endpoint', '/predict'),))] == n
+        assert s[('bayespilot_predictions_total', (('tier', 'review'),))] == sum(1 for i in range(n) if i % 3 == 1)
+        assert s[('bayespilot_metrics_processes', ())] == len({r['features']['pid'] for r in recs})

@@ -85,7 +85,7 @@ def test_artifact_scores_raw_rows_and_rejects_tampering(project, tmp_path):
 
 def test_help_describes_every_flag():
     exe = Path(sys.executable).parent/'bayespilot'  # the console script
-    flags = {'generate': ['--n', '--seed', '--out', '--drift', '--config', '--quiet'],
+    flags = {'generate': ['--n', '--seed', '--out', '--drift', '--config'],
              'train': ['--config', '--data', '--target', '--positive', '--id', '--value', '--exclude', '--seed',
                        '--artifacts-dir', '--reports-dir', '--tracking-uri', '--quiet'],
              'serve': ['--host', '--port', '--workers', '--model', '--config']}

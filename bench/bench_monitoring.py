@@ -84,7 +84,8 @@ def main(argv=None):
         for p in ps: p.join()
         out['metrics_render_ms_4_processes'] = best_us(reg.render, 200) / 1000
         out = {k: round(v, 2) if isinstance(v, float) else v for k, v in out.items()}
-        out['machine'] = dict(cpus=os.cpu_count(), python=platform.python_version(), platform=platform.platform(),
+        out['machine'] = dict(cpus=os.cpu_count(), load_average_1m=round(os.getloadavg()[0], 1),
+                              python=platform.python_version(), platform=platform.platform(),
                               filesystem_dir=str(tmp.parent))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

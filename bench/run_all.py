@@ -7,7 +7,7 @@ import argparse, json, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHES = ['decision', 'stage2', 'serving']
+BENCHES = ['decision', 'monitoring', 'stage2', 'serving']
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -20,7 +20,8 @@ def main(argv=None):
         script = ROOT/'bench'/f'bench_{name}.py'
         if not script.exists(): print(f'-- {name}: {script.name} not found, skipped'); continue
         print(f'== {name} ==', flush=True); t0 = time.perf_counter()
-        rc = subprocess.call([sys.executable, str(script), *(['--quick'] if a.quick else [])], cwd=ROOT)
+        quick = ['--quick'] if a.quick and '--quick' in script.read_text() else []
+        rc = subprocess.call([sys.executable, str(script), *quick], cwd=ROOT)
         print(f'-- {name}: exit {rc} in {time.perf_counter() - t0:.0f} s', flush=True)
         if rc: failed.append(name)
     return 1 if failed else 0

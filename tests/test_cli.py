@@ -59,7 +59,7 @@ def test_train_records_one_mlflow_run(project):
     root, _, _ = project
     card = json.loads((root/'models'/'artifacts'/'churn_pipeline.json').read_text())
     client = MlflowClient(f"sqlite:///{root/'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name('bayespilot').experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name('bayespilot').experiment_id], "params.`data.path` = 'data/churn.csv'")
     assert [r.info.run_id for r in runs] == [card['mlflow_run_id']] and runs[0].info.status == 'FINISHED'
     run = runs[0]
     assert run.data.params['data.target'] == 'churned' and run.data.params['baseline.C'] == '1.0'
@@ -97,10 +97,16 @@ def test_help_describes_every_flag():
 
 
 # ---- the real tables, with the exact commands from the README (skipped without ../shared/data) ----
+# They log to the project's MLflow store (via MLFLOW_TRACKING_URI, leaving the commands unchanged): creating a store costs seconds.
 
-def test_train_telco(beside_shared):
+def store_env(project) -> dict:
+    "Environment pointing MLflow at the project fixture's store."
+    return cli_env(MLFLOW_TRACKING_URI=f"sqlite:///{project[0]/'mlflow.db'}")
+
+
+def test_train_telco(beside_shared, project):
     r = run_cli('train', '--data', '../shared/data/telco_churn.csv', '--target', 'Churn', '--positive', 'Yes', '--id', 'customerID',
-                cwd=beside_shared)
+                cwd=beside_shared, env=store_env(project))
     assert r.returncode == 0, r.stderr
     metrics = json.loads((beside_shared/'reports'/'stage1'/'metrics.json').read_text())
     assert 0.82 <= metrics['model']['roc_auc'] <= 0.87, metrics['model']
@@ -109,9 +115,9 @@ def test_train_telco(beside_shared):
     assert 'TotalCharges' in schema['numeric'] and 'customerID' not in schema['categorical'] and schema['id'] == 'customerID'
 
 
-def test_train_tv_subscriptions(beside_shared):
+def test_train_tv_subscriptions(beside_shared, project):
     r = run_cli('train', '--data', '../shared/data/tv_subscriptions.csv.gz', '--target', 'target', '--positive', '1', '--id', 'id',
-                '--exclude', 'C_FP,C_FN,C_TP,C_TN', cwd=beside_shared)
+                '--exclude', 'C_FP,C_FN,C_TP,C_TN', cwd=beside_shared, env=store_env(project))
     assert r.returncode == 0, r.stderr
     card = json.loads((beside_shared/'models'/'artifacts'/'churn_pipeline.json').read_text())
     features = card['schema']['numeric'] + card['schema']['categorical']

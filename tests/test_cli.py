@@ -81,6 +81,8 @@ def test_artifact_scores_raw_rows_and_rejects_tampering(project, tmp_path):
     blob = bytearray((tmp_path/'churn_pipeline.pkl').read_bytes()); blob[-2] ^= 1
     (tmp_path/'churn_pipeline.pkl').write_bytes(bytes(blob))
     with pytest.raises(IntegrityError, match='sha256'): load_artifact(tmp_path/'churn_pipeline.pkl')
+    r = run_cli('serve', '--model', 'churn_pipeline.pkl', '--port', 1, cwd=tmp_path)  # refused before any server starts
+    assert r.returncode == 2 and error_lines(r.stderr) == [r.stderr.strip()] and 'does not match its model card' in r.stderr
 
 
 def test_help_describes_every_flag():

@@ -17,9 +17,9 @@ from .config import ConfigError, DataSettings, Schema, DEFAULT_MISSING
 __all__ = ['CONTRACTS', 'PLANS', 'PLAN_PRICE', 'PAYMENTS', 'REGIONS', 'POSTCODES', 'TRUTH_INPUTS', 'MISSING_RATES',
            'UNKNOWN_RATES', 'NUMERIC_TEXT_SHARE', 'DataError', 'DataWarning', 'true_churn_probability', 'generate',
            'write_table', 'truth_path_for', 'generate_files', 'load_truth', 'blank_to_nan', 'read_table', 'label_key',
-           'target_to_binary', 'numeric_share', 'column_role', 'as_category', 'as_numeric', 'feature_roles',
-           'numeric_summary', 'infer_schema', 'Dataset', 'frame_sha256', 'file_sha256', 'prepare', 'load_dataset',
-           'split_indices']
+           'target_to_binary', 'numeric_share', 'column_role', 'to_levels', 'as_category', 'to_numeric', 'as_numeric',
+           'feature_roles', 'numeric_summary', 'infer_schema', 'Dataset', 'frame_sha256', 'file_sha256', 'prepare',
+           'load_dataset', 'split_indices']
 
 # %% ../nbs/01_data.ipynb #d0b96c57
 class DataError(ConfigError):
@@ -172,23 +172,25 @@ def generate(n: int, seed: int = 42, drift: bool = False) -> tuple[pd.DataFrame,
                    'num_products', 'region', 'postcode_area']].assign(clv=clv, churned=churned)
     return table, pd.DataFrame({'customer_id': ids, 'churn_probability': p})
 
-# %% ../nbs/01_data.ipynb #2d57673b
-_COMPRESSION = {'.gz': 'gzip', '.bz2': 'bz2', '.xz': 'xz', '.zip': 'zip'}
+# %% ../nbs/01_data.ipynb #bac652ac
+_TABLE_SUFFIXES = {'.csv': ('csv', None), '.csv.gz': ('csv', 'gzip'), '.csv.bz2': ('csv', 'bz2'), '.csv.xz': ('csv', 'xz'),
+                   '.csv.zip': ('csv', 'zip'), '.parquet': ('parquet', None), '.pq': ('parquet', None)}
+
+def _table_suffix(path: Path) -> Optional[str]:
+    "The table suffix the file name ends with (any case), or None."
+    name = path.name.lower()
+    return next((s for s in _TABLE_SUFFIXES if name.endswith(s)), None)
 
 def _table_format(path: Path) -> tuple[str, Optional[str]]:
     "('csv'|'parquet', compression) from the file name; DataError for anything else."
-    name = path.name.lower()
-    if name.endswith(('.parquet', '.pq')): return 'parquet', None
-    for ext, comp in [('.csv', None), *[(f'.csv{k}', v) for k, v in _COMPRESSION.items()]]:
-        if name.endswith(ext): return 'csv', comp
-    raise DataError(f"{path}: unsupported table format; use .csv, .csv.gz, .csv.bz2, .csv.xz, .csv.zip, .parquet or .pq")
+    suffix = _table_suffix(path)
+    if suffix is None: raise DataError(f"{path}: unsupported table format; use one of {', '.join(_TABLE_SUFFIXES)}")
+    return _TABLE_SUFFIXES[suffix]
 
 def _stem(path: Path) -> str:
-    "The file name without its table suffixes: churn.csv.gz -> churn."
-    name = path.name
-    for ext in ('.csv.gz', '.csv.bz2', '.csv.xz', '.csv.zip', '.csv', '.parquet', '.pq'):
-        if name.lower().endswith(ext): return name[:-len(ext)]
-    return path.stem
+    "The file name without its table suffix: churn.csv.gz -> churn."
+    suffix = _table_suffix(path)
+    return path.name[:-len(suffix)] if suffix else path.stem
 
 # %% ../nbs/01_data.ipynb #dc13308e
 def write_table(df: pd.DataFrame, path) -> Path:
@@ -308,26 +310,38 @@ def column_role(s: pd.Series) -> Optional[str]:
     if pd.api.types.is_datetime64_any_dtype(s) or pd.api.types.is_timedelta64_dtype(s): return None
     return 'numeric' if numeric_share(s) >= NUMERIC_TEXT_SHARE else 'categorical'
 
-# %% ../nbs/01_data.ipynb #c461c003
-def _cat_str(v):
-    "One non-missing categorical value as text: integral numbers lose their '.0', text is stripped, blank/infinite -> NaN."
+# %% ../nbs/01_data.ipynb #2098c8b5
+def _level(v):
+    "Canonical string level of one non-missing value: 2.0 -> '2', ' a ' -> 'a'; blank text and infinities -> NaN."
     if isinstance(v, (bool, np.bool_)): return str(bool(v))
     if isinstance(v, (int, np.integer)): return str(int(v))
-    if isinstance(v, (float, np.floating)):
-        return np.nan if not np.isfinite(v) else str(int(v)) if float(v).is_integer() else repr(float(v))
+    if isinstance(v, (float, np.floating)): return _num_key(float(v)) if np.isfinite(v) else np.nan
     return str(v).strip() or np.nan
 
+_ONE_KIND = {'string', 'empty', 'boolean', 'integer', 'floating', 'mixed-integer-float', 'decimal', 'categorical'}
+
+def to_levels(s) -> np.ndarray:
+    "Values of `s` (Series, array or list) as an object array of canonical string levels, missing as `np.nan`."
+    s = pd.Series(s)
+    if pd.api.types.infer_dtype(s, skipna=True) not in _ONE_KIND:  # True == 1 would merge in factorize
+        return np.array([np.nan if pd.isna(v) else _level(v) for v in s.tolist()], dtype=object)
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    table = np.array([_level(u) for u in uniques] + [np.nan], dtype=object)
+    return table[codes]  # code -1 (missing) picks the trailing nan
+
 def as_category(s: pd.Series) -> pd.Series:
-    "Categorical values as Python strings with NaN for missing (object dtype)."
-    out = s.astype(object)
-    if pd.api.types.infer_dtype(out, skipna=True) in ('string', 'empty'): out = out.str.strip()
-    else: out = out.map(_cat_str, na_action='ignore')  # element-wise: a dict would merge True with 1.0
-    return out.where(out.notna() & (out != ''), np.nan).astype(object)
+    "`to_levels(s)` as a Series aligned with `s`, kept in object dtype (pandas 3 would infer `str`)."
+    return pd.Series(to_levels(s), index=s.index, name=s.name, dtype=object)
+
+# %% ../nbs/01_data.ipynb #c3f0a98f
+def to_numeric(s) -> np.ndarray:
+    "Values of `s` as a float64 array; unparseable text, blanks and infinities become `NaN`."
+    v = pd.to_numeric(pd.Series(s), errors='coerce').to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.where(np.isfinite(v), v, np.nan)
 
 def as_numeric(s: pd.Series) -> pd.Series:
-    "Values as float64; text that is not a number, and infinities, become NaN."
-    x = pd.to_numeric(s, errors='coerce').to_numpy(dtype=float, na_value=np.nan)
-    return pd.Series(np.where(np.isfinite(x), x, np.nan), index=s.index, name=s.name)
+    "`to_numeric(s)` as a float64 Series aligned with `s`."
+    return pd.Series(to_numeric(s), index=s.index, name=s.name)
 
 # %% ../nbs/01_data.ipynb #1c248ad5
 def _require_columns(df: pd.DataFrame, cols, what: str):

@@ -2,7 +2,7 @@
 
 Import the fixtures into a test module with `from api_fixtures import *` (pytest puts tests/ on sys.path).
 """
-import os, signal, socket, subprocess, sys, tempfile, time
+import asyncio, json, os, re, signal, socket, subprocess, sys, tempfile, time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from bayespilot.data import generate, prepare
 from bayespilot.features import make_pipeline
 from bayespilot.tracking import save_artifact
 
-__all__ = ['fitted', 'fit_model', 'save_model', 'free_port', 'live_server', 'model_dir', 'API_KEY', 'example_row']
+__all__ = ['fitted', 'fit_model', 'save_model', 'free_port', 'live_server', 'model_dir', 'API_KEY', 'example_row', 'post_many']
 
 API_KEY = 'test-key-7d1f'
 
@@ -105,3 +105,35 @@ def _kill(proc, grace=10):
     try: os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError: pass
     proc.wait(5)
+
+
+async def _exchange(reader, writer, req: bytes):
+    "One request on a keep-alive connection; (status, body bytes). Responses are Content-Length framed."
+    writer.write(req)
+    head = await reader.readuntil(b'\r\n\r\n')
+    n = int(re.search(rb'(?i)\r\ncontent-length:\s*(\d+)', head).group(1))
+    return int(head[9:12]), await reader.readexactly(n)
+
+
+async def _post_many(port, path, bodies, request_ids, concurrency):
+    reqs = iter(zip(request_ids, bodies))
+    out = []
+    async def conn():
+        reader, writer = await asyncio.open_connection('127.0.0.1', port)
+        try:
+            for rid, body in reqs:
+                b = json.dumps(body).encode()
+                req = (f'POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n'
+                       f'X-Request-ID: {rid}\r\nContent-Length: {len(b)}\r\n\r\n').encode() + b
+                status, data = await _exchange(reader, writer, req)
+                out.append((rid, status, json.loads(data)))
+        finally: writer.close()
+    await asyncio.gather(*(conn() for _ in range(concurrency)))
+    return out
+
+
+def post_many(base, path, bodies, request_ids, concurrency=64):
+    """POST every body with its X-Request-ID over `concurrency` keep-alive connections (a lean raw-HTTP client, so
+    that the client, sharing the machine with the server, is not the bottleneck); [(request_id, status, json)]."""
+    port = int(base.rsplit(':', 1)[1])
+    return asyncio.run(_post_many(port, path, bodies, request_ids, concurrency))

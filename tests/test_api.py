@@ -216,3 +216,23 @@ def test_telco_model_serves_a_telco_shaped_api(tmp_path):
         assert abs(r.json()['churn_probability'] - pipe.predict_proba(pd.DataFrame([row]))[0, 1]) < 1e-9
         assert c.get('/model').json()['fast_path'] is True
         assert c.post('/predict', json={'tenure_months': 3}).status_code == 422  # the synthetic schema's field is not Telco's
+
+
+def test_reload_reaches_every_worker(tmp_path, fitted):
+    pipe, schema, _ = fitted
+    save_model(pipe, schema, tmp_path/'deployed_pipeline.pkl')
+    with live_server(tmp_path/'deployed_pipeline.pkl', tmp_path/'predictions.jsonl', workers=2, api_key=API_KEY) as (base, _):
+        old = httpx.get(f'{base}/ready', headers=H).json()['sha256']
+        pipe2, schema2, _ = fit_model(n=1500, seed=5, C=0.3)
+        new = save_model(pipe2, schema2, tmp_path/'deployed_pipeline.pkl')['sha256']
+        r = httpx.post(f'{base}/admin/reload', headers=H, timeout=60)
+        assert r.status_code == 200 and r.json()['sha256'] == new != old
+        deadline, seen = time.monotonic() + 20, {}
+        while time.monotonic() < deadline:
+            # fresh connections spread over the workers; each answers with its pid and model
+            j = [httpx.get(f'{base}/ready', headers=H).json() for _ in range(20)]
+            seen = {(x['pid'], x['sha256']) for x in j}
+            if len({p for p, _ in seen}) == 2 and {s for _, s in seen} == {new}: break
+            time.sleep(0.3)
+        assert len({p for p, _ in seen}) == 2, f'requests did not reach both workers: {seen}'
+        assert {s for _, s in seen} == {new}, f'some worker still serves the old model: {seen}'

@@ -1,27 +1,13 @@
 """Proof under load: 4 uvicorn workers, 10 000 concurrent predictions, one complete log line each; and kill -9 mid-load."""
-import asyncio, json, os, signal, threading, time
+import json, os, signal, threading, time
 from collections import Counter
 
 import httpx
-import pytest
 
 from api_fixtures import *  # noqa: F401,F403  (fixtures: fitted, model_dir)
-from api_fixtures import example_row, live_server
+from api_fixtures import example_row, live_server, post_many
 
 N, CONCURRENCY, WORKERS = 10_000, 64, 4
-
-
-async def _fire(base, bodies, concurrency):
-    "POST every body to /predict with at most `concurrency` in flight; returns [(request_id, status, json|None)]."
-    sem = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as c:
-        async def one(i, body):
-            async with sem:
-                rid = f'load-{i:05d}'
-                r = await c.post('/predict', json=body, headers={'X-Request-ID': rid})
-                return rid, r.status_code, r.json() if r.status_code == 200 else r.text
-        return await asyncio.gather(*(one(i, b) for i, b in enumerate(bodies)))
 
 
 def test_ten_thousand_concurrent_predictions_four_workers(model_dir, fitted):
@@ -30,7 +16,7 @@ def test_ten_thousand_concurrent_predictions_four_workers(model_dir, fitted):
     bodies = [example_row(X, i % len(X)) | {'customer_id': f'C{i}'} for i in range(N)]
     with live_server(model_dir/'deployed_pipeline.pkl', log, workers=WORKERS) as (base, _):
         t0 = time.perf_counter()
-        res = asyncio.run(_fire(base, bodies, CONCURRENCY))
+        res = post_many(base, '/predict', bodies, [f'load-{i:05d}' for i in range(N)], CONCURRENCY)
         seconds = time.perf_counter() - t0
         metrics = httpx.get(f'{base}/metrics').text
     bad = [(rid, s, body) for rid, s, body in res if s != 200]
@@ -58,7 +44,7 @@ def test_kill_minus_9_mid_load_leaves_a_clean_log(model_dir, fitted):
     with live_server(model_dir/'deployed_pipeline.pkl', log, workers=2) as (base, proc):
         done = threading.Event()
         def load():
-            try: asyncio.run(_fire(base, bodies, 32))
+            try: post_many(base, '/predict', bodies, [f'k-{i}' for i in range(len(bodies))], 32)
             except Exception: pass  # connections die with the server: expected
             finally: done.set()
         t = threading.Thread(target=load, daemon=True); t.start()

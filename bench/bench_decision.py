@@ -3,7 +3,7 @@ batch decisions, and the model-policy / oracle-policy profit ratio on synthetic 
 
 Writes reports/bench/decision.json. Usage: python bench/bench_decision.py [--quick]
 """
-import argparse, json, os, platform, statistics, sys, tempfile, time
+import argparse, json, os, platform, statistics, sys, tempfile, time, warnings
 from pathlib import Path
 
 import numpy as np
@@ -51,10 +51,17 @@ def bench_allocation(n, repeats, lp_repeats):
     assert abs(total - lp_total) <= 1e-6 * max(1.0, abs(lp_total)), (total, lp_total)
     batch, batch_all, _ = timed(lambda: decide_batch(p, v, ds, capacity=CAPACITY), repeats)
     free, free_all, _ = timed(lambda: decide_batch(p, v, ds), repeats)
+    v_gaps = np.where(np.arange(n) % 100 == 0, np.nan, v)                      # 1 % missing values -> default, caller reports them
+    gaps, _, _ = timed(lambda: decide_batch(p, v_gaps, ds, warn=False), repeats)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        decide_batch(p, v_gaps, ds)
+    assert len(w) == 1, [str(x.message) for x in w]                            # one warning per call, not per row or per step
     return dict(n=n, capacity=CAPACITY, repeats=repeats, allocate_median_s=round(ours, 4), allocate_runs_s=[round(s, 4) for s in ours_all],
                 highs_lp_median_s=round(lp, 4), highs_lp_runs_s=[round(s, 4) for s in lp_all], speedup_vs_highs=round(lp / ours, 1),
                 total_ev=round(total, 4), highs_total_ev=round(lp_total, 4),
                 decide_batch_capacitated_median_s=round(batch, 4), decide_batch_uncapacitated_median_s=round(free, 4),
+                decide_batch_missing_values_median_s=round(gaps, 4),
                 goal_s=2.0, goal_met=bool(ours < 2.0))
 
 
@@ -94,7 +101,8 @@ def main(argv=None):
     al = res['allocation']
     print(f"allocate 100 000 x 2 capacitated actions: median {al['allocate_median_s'] * 1e3:.0f} ms; "
           f"HiGHS LP {al['highs_lp_median_s']:.2f} s ({al['speedup_vs_highs']}x); same optimum {al['total_ev']:.2f}; "
-          f"decide_batch {al['decide_batch_uncapacitated_median_s'] * 1e3:.0f} ms free / {al['decide_batch_capacitated_median_s'] * 1e3:.0f} ms capacitated", flush=True)
+          f"decide_batch {al['decide_batch_uncapacitated_median_s'] * 1e3:.0f} ms free / {al['decide_batch_capacitated_median_s'] * 1e3:.0f} ms capacitated / "
+          f"{al['decide_batch_missing_values_median_s'] * 1e3:.0f} ms with 1 % missing values", flush=True)
     res['oracle'] = bench_oracle(20_000 if a.quick else 100_000)
     if 'skipped' in res['oracle']: print('oracle ratio skipped:', res['oracle']['skipped'])
     else: print(f"expected-value policy / oracle policy, expected profit on {res['oracle']['n_test']} synthetic rows: {res['oracle']['expected_value_vs_oracle']:.3f}")

@@ -1,0 +1,113 @@
+"`bayespilot train-stage2` end to end on the Telco table: artifacts, reports, selected_model.json, registry alias, deployed model."
+import hashlib, json
+from pathlib import Path
+import numpy as np, pandas as pd
+import pytest
+from conftest import cli_env, run_cli
+
+CANDIDATES = ('logistic_regression', 'random_forest', 'gradient_boosting')
+TELCO = ('--data', '../shared/data/telco_churn.csv', '--target', 'Churn', '--positive', 'Yes', '--id', 'customerID')
+
+
+@pytest.fixture(scope='module')
+def telco_run(tmp_path_factory, shared_data):
+    "A scratch folder (with ../shared beside it) where `bayespilot train-stage2` ran on Telco with its own sqlite store."
+    root = tmp_path_factory.mktemp('stage2')
+    (root/'shared').symlink_to(shared_data.parent, target_is_directory=True)
+    work = root/'work'; work.mkdir()
+    uri = f"sqlite:///{root/'mlflow.db'}"
+    r = run_cli('train-stage2', *TELCO, '--tracking-uri', uri, cwd=work, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return work, uri, r
+
+
+def selected(work: Path) -> dict:
+    return json.loads((work/'reports'/'stage2'/'selected_model.json').read_text())
+
+
+def test_every_candidate_and_the_deployed_pipeline_are_saved_with_cards(telco_run):
+    work, _, _ = telco_run
+    art = work/'models'/'artifacts'
+    for name in (*[f'{c}_pipeline' for c in CANDIDATES], 'deployed_pipeline'):
+        card = json.loads((art/f'{name}.json').read_text())
+        assert card['sha256'] == hashlib.sha256((art/f'{name}.pkl').read_bytes()).hexdigest(), name
+        assert card['schema']['target'] == 'Churn' and 'customerID' not in card['schema']['categorical']
+        assert card['mlflow_run_id'] and card['metrics']['roc_auc'] > 0.75
+    deployed = json.loads((art/'deployed_pipeline.json').read_text())
+    assert {'review', 'escalate', 'method'} <= set(deployed['thresholds']) and deployed['policy']['policy'] == 'expected_value'
+    assert deployed['registered_model'] == selected(work)['registered_model']
+
+
+def test_reports_compare_raw_and_calibrated_candidates(telco_run):
+    work, _, _ = telco_run
+    rep = work/'reports'/'stage2'
+    comp = pd.read_csv(rep/'comparison.csv')
+    assert sorted(zip(comp.candidate, comp.variant)) == sorted((c, v) for c in CANDIDATES for v in ('raw', 'calibrated'))
+    assert 'bayes_optimal' not in set(comp.candidate)               # no truth file for a real table
+    for col in ('roc_auc', 'pr_auc', 'log_loss', 'brier', 'ece', 'lift_at_10', 'fit_seconds', 'predict_ms_per_1000', 'mpc', 'empc'):
+        assert comp[col].notna().all(), col
+    assert comp.selected.sum() == 1
+    cal = comp[comp.variant == 'calibrated']
+    best = cal.sort_values(['log_loss', 'roc_auc'], ascending=[True, False]).iloc[0]
+    assert best.selected and best.candidate == selected(work)['model']
+    assert '| candidate | variant |' in (rep/'comparison.md').read_text()
+    th = pd.read_csv(rep/'thresholds.csv')
+    assert len(th) == 99 and th.threshold.iloc[0] == 0.01 and th.threshold.iloc[-1] == 0.99
+    for png in ('roc_pr.png', 'thresholds.png', *[f'reliability_{c}.png' for c in CANDIDATES]):
+        assert (rep/png).stat().st_size > 5000, png
+    policies = pd.read_csv(work/'reports'/'decision'/'policy_report.csv', index_col=0)
+    assert set(policies.index) == {'tiers', 'expected_value', 'contact_all', 'contact_none'}
+    assert policies.loc['contact_none', 'realised_profit'] == 0
+    assert (work/'reports'/'decision'/'profit_curve.png').stat().st_size > 5000
+
+
+def test_selected_model_json_describes_the_deployment(telco_run):
+    work, _, r = telco_run
+    sel = selected(work)
+    assert {'model', 'calibration', 'metrics', 'thresholds', 'policy', 'artifact', 'sha256', 'mlflow_run_id',
+            'registered_model', 'created_at', 'schema'} <= set(sel)
+    assert sel['model'] in CANDIDATES and sel['calibration'] in ('none', 'sigmoid', 'isotonic')
+    assert sel['sha256'] == hashlib.sha256((work/'models'/'artifacts'/'deployed_pipeline.pkl').read_bytes()).hexdigest()
+    assert 0 < sel['thresholds']['review'] < sel['thresholds']['escalate'] < 1
+    assert sel['policy']['settings']['review_threshold'] == sel['thresholds']['review']
+    assert sel['registered_model']['name'] == 'bayespilot-churn' and sel['registered_model']['alias'] == 'champion'
+    row = pd.read_csv(work/'reports'/'stage2'/'comparison.csv').query('selected')
+    assert np.isclose(sel['metrics']['log_loss'], row.log_loss.iloc[0])
+    assert sel['model'] in r.stdout and 'deployed_pipeline.pkl' in r.stdout
+
+
+def test_registry_alias_points_at_the_logged_run(telco_run):
+    from mlflow import MlflowClient
+    work, uri, _ = telco_run
+    sel, client = selected(work), MlflowClient(uri)
+    mv = client.get_model_version_by_alias('bayespilot-churn', 'champion')
+    assert int(mv.version) == sel['registered_model']['version'] and mv.run_id == sel['mlflow_run_id']
+    parent = client.get_run(sel['mlflow_run_id'])
+    assert parent.data.tags['bayespilot.selected'] == sel['model'] and parent.data.metrics['test_log_loss'] == pytest.approx(sel['metrics']['log_loss'])
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert sorted(c.data.tags['bayespilot.candidate'] for c in children) == sorted(CANDIDATES)
+
+
+def test_deployed_artifact_loads_and_predicts_raw_rows(telco_run):
+    from bayespilot.tracking import load_artifact
+    work, _, _ = telco_run
+    model, card = load_artifact(work/'models'/'artifacts'/'deployed_pipeline.pkl')
+    raw = pd.read_csv(work/'..'/'shared'/'data'/'telco_churn.csv', dtype=str).head(50)   # all text, TotalCharges blanks included
+    p = model.predict_proba(raw.drop(columns=['Churn']))[:, 1]
+    assert p.shape == (50,) and np.all((p > 0) & (p < 1))
+    same, _ = load_artifact(work/'models'/'artifacts'/f"{card['model']}_pipeline.pkl")
+    np.testing.assert_allclose(same.predict_proba(raw)[:, 1], p)
+    churned = raw.Churn.eq('Yes').to_numpy()
+    assert p[churned].mean() > p[~churned].mean()
+
+
+def test_nothing_trainable_is_one_clear_error(tmp_path, shared_data):
+    (tmp_path/'shared').symlink_to(shared_data.parent, target_is_directory=True)
+    work = tmp_path/'work'; work.mkdir()
+    (work/'bad.toml').write_text('[stage2]\ncandidates = ["logistic_regression"]\n[stage2.params.logistic_regression]\nC = -1.0\n')
+    r = run_cli('train-stage2', '--config', 'bad.toml', *TELCO, '--tracking-uri', f"sqlite:///{tmp_path/'m.db'}", cwd=work)
+    assert r.returncode == 2
+    errors = [l for l in r.stderr.splitlines() if l.startswith('error:')]
+    assert len(errors) == 1 and 'no candidate could be trained: logistic_regression' in errors[0] and "'C' parameter" in errors[0]
+    assert 'Traceback' not in r.stderr
+    assert not (work/'models'/'artifacts'/'deployed_pipeline.pkl').exists()

@@ -13,12 +13,13 @@ dir with its own sqlite MLflow store), median of 3, goal < 60 s; Stage 1 `bayesp
 Writes reports/bench/stage2_quality.json + .md and reports/bench/stage2_speed.json (suffix _quick with --quick).
 Exit status 1 when a goal fails or a run errors.
 """
-import argparse, json, os, platform, shutil, statistics, subprocess, sys, tempfile, time, warnings
+import argparse, hashlib, json, os, platform, resource, shutil, statistics, subprocess, sys, tempfile, time, warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import sklearn
+import sklearn.base
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
@@ -26,6 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
 
 from bayespilot.config import DataSettings
 from bayespilot.data import generate, load_dataset, prepare
@@ -76,15 +78,17 @@ def models(X, table, a):
         params = json.loads(a.stage2_params)
         try:
             from bayespilot.stage2 import Stage2Classifier
-            out['stage2'] = (Stage2Classifier(**params), f'Stage2Classifier(**{params})')
+            if a.variant != 'default': from bench_stage2_variants import VARIANTS; Stage2Classifier = VARIANTS[a.variant]
+            args = ', '.join(f'{k}={v!r}' for k, v in params.items())
+            out['stage2'] = (Stage2Classifier(**params), f'{Stage2Classifier.__name__}({args})')
         except ImportError as e: out['stage2'] = (None, f'bayespilot.stage2.Stage2Classifier not importable: {e}')
     return out
 
 
 def oof(model, X, y, cv, n_jobs):
     "Out-of-fold P(churn) from cross_val_predict and the wall seconds of the whole CV (fits + predictions)."
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
+    t0 = time.perf_counter()   # every model single-threaded: here by threadpoolctl, in loky workers by joblib (cpu_count // n_jobs)
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter('ignore')
         p = cross_val_predict(model, X, y, cv=cv, method='predict_proba', n_jobs=n_jobs)[:, 1]
     return p, time.perf_counter() - t0
@@ -101,6 +105,17 @@ def paired_se(y, p_a, p_b):
     return float(d.std(ddof=1) / np.sqrt(len(d)))
 
 
+def diagnose(model, X, y, cv):
+    "What Stage 2 chose on the first CV fold's training rows: selected candidate, calibration and its internal table."
+    tr, _ = next(cv.split(X, y))
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
+        warnings.simplefilter('ignore')
+        m = sklearn.base.clone(model).fit(X.iloc[tr], y[tr])
+    cols = [c for c in ('candidate', 'calibration', 'roc_auc', 'log_loss', 'fit_seconds', 'error') if c in m.report_]
+    return dict(selected=m.selected_, calibration=m.calibration_,
+                candidates=json.loads(m.report_[cols].round(5).to_json(orient='records')))
+
+
 def goals(table, res, y, probs, p_true):
     "PASS/FAIL rows for one table's goals."
     plain = {k: v for k, v in res.items() if k.startswith('plain_') and 'error' not in v}
@@ -110,8 +125,8 @@ def goals(table, res, y, probs, p_true):
     rows = [dict(table=table, goal=f'AUC >= best plain ({best_auc}) - {AUC_TOL}', stage2=s2['roc_auc'],
                  target=round(plain[best_auc]['roc_auc'] - AUC_TOL, 5), passed=bool(s2['roc_auc'] >= plain[best_auc]['roc_auc'] - AUC_TOL)),
             dict(table=table, goal=f'log loss <= best plain ({best_ll})', stage2=s2['log_loss'], target=plain[best_ll]['log_loss'],
-                 passed=bool(s2['log_loss'] <= plain[best_ll]['log_loss']),
-                 paired_se=round(paired_se(y, probs['stage2'], probs[best_ll]), 5))]
+                 passed=bool(s2['log_loss'] <= plain[best_ll]['log_loss']))]
+    if best_ll in probs: rows[-1]['paired_se'] = round(paired_se(y, probs['stage2'], probs[best_ll]), 5)
     if p_true is not None:
         bayes = res['bayes_optimal']['log_loss']
         rows.append(dict(table=table, goal=f'log loss <= Bayes-optimal x {1 + BAYES_TOL}', stage2=s2['log_loss'],
@@ -127,14 +142,22 @@ def bench_table(table, a, folds):
     print(f'-- {table}: {len(y)} rows, {X.shape[1]} features, positive rate {y.mean():.3f} ({source})', flush=True)
     cv = StratifiedKFold(folds, shuffle=True, random_state=a.seed)
     res, probs = {}, {}
+    reuse = json.loads(Path(a.plain_from).read_text())['tables'].get(table, {}).get('models', {}) if a.plain_from else {}
     for name, (model, d) in models(X, table, a).items():
+        if name in reuse and name.startswith('plain_'):
+            res[name] = reuse[name] | {'reused_from': a.plain_from}
+            print(f'   {name:<14} AUC {res[name]["roc_auc"]:.4f}  log loss {res[name]["log_loss"]:.4f}  (from {a.plain_from})', flush=True); continue
         if model is None: res[name] = dict(model='Stage2Classifier', error=d); print(f'   {name:<14} ERROR {d}', flush=True); continue
         try: p, secs = oof(model, X, y, cv, a.n_jobs)
         except Exception as e:
             res[name] = dict(model=d, error=f'{type(e).__name__}: {e}'); print(f'   {name:<14} ERROR {res[name]["error"]}', flush=True); continue
         probs[name] = p
+        if name == 'stage2' and a.diagnose:
+            diag = diagnose(model, X, y, cv)
+            print(f'   {"":<14} fold 1: selected {diag["selected"]} ({diag["calibration"]}); calibration-split log loss '
+                  + ', '.join(f"{c['candidate']} {c.get('log_loss', float('nan')):.4f}" for c in diag['candidates']), flush=True)
         m = {k: round(float(v), 5) for k, v in classification_metrics(y, p).items()}
-        res[name] = dict(model=d, cv_seconds=round(secs, 1), **m)
+        res[name] = dict(model=d, cv_seconds=round(secs, 1), **m) | ({'fold1_diagnosis': diag} if name == 'stage2' and a.diagnose else {})
         ref = REFERENCE.get(table, {}).get(name)
         if ref: res[name]['reference_auc_logloss'] = ref
         print(f'   {name:<14} AUC {m["roc_auc"]:.4f}  log loss {m["log_loss"]:.4f}  ECE {m["ece"]:.4f}  CV {secs:6.1f} s'
@@ -166,15 +189,26 @@ def markdown(report):
     return '\n'.join(lines) + '\n'
 
 
+def provenance():
+    "Commit of the checkout and sha256 of bayespilot/stage2.py as benchmarked (it may be newer than the last commit)."
+    git = lambda *args: subprocess.run(['git', *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    src = ROOT / 'bayespilot' / 'stage2.py'
+    return dict(commit=git('rev-parse', '--short', 'HEAD'), stage2_py_sha256=hashlib.sha256(src.read_bytes()).hexdigest()[:16] if src.exists() else None,
+                stage2_py_last_commit=git('log', '-1', '--format=%h %cI', '--', 'bayespilot/stage2.py') or 'uncommitted',
+                stage2_py_modified=bool(git('status', '--porcelain', '--', 'bayespilot/stage2.py')))
+
+
 def bench_quality(a, out):
     "Run the quality benchmark on every requested table and write the JSON and markdown reports."
     folds = 2 if a.quick else a.folds
-    report = dict(benchmark='stage2_quality', quick=a.quick, folds=folds, seed=a.seed, n_jobs=a.n_jobs, cpu_count=os.cpu_count(),
+    report = dict(benchmark='stage2_quality', quick=a.quick, variant=a.variant, stage2_params=json.loads(a.stage2_params), folds=folds, seed=a.seed, n_jobs=a.n_jobs, cpu_count=os.cpu_count(),
                   python=platform.python_version(), sklearn=sklearn.__version__, created_at=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
-                  loadavg_start=[round(x, 2) for x in os.getloadavg()], tables={}, goals=[], notes=[])
+                  loadavg_start=[round(x, 2) for x in os.getloadavg()], provenance=provenance(), tables={}, goals=[], notes=[])
     if a.synthetic_rf_trees != 300:
         report['notes'].append(f'synthetic table: the plain random forest uses n_estimators={a.synthetic_rf_trees} instead of 300 to keep the benchmark within its time budget')
     if a.no_stage2: report['notes'].append('--no-stage2: plain pipelines only, no goals evaluated')
+    if a.variant != 'default' or a.stage2_params != '{}':
+        report['notes'].append(f'experiment: Stage 2 variant {a.variant!r} with constructor params {a.stage2_params} (not the shipped defaults)')
     t0 = time.perf_counter()
     for table in a.tables:
         report['tables'][table], g = bench_table(table, a, folds)
@@ -200,28 +234,31 @@ def cli():
 
 
 def run(args, cwd, log):
-    "Run a bayespilot command in `cwd`; (wall seconds, exit code), stdout+stderr to `log`."
+    "Run a bayespilot command in `cwd`; (wall seconds, CPU seconds of the process tree, exit code), output to `log`."
     env = {k: v for k, v in os.environ.items() if k != 'MLFLOW_TRACKING_URI'} | {'MLFLOW_DISABLE_TELEMETRY': 'true'}
-    t0 = time.perf_counter()
+    cpu = lambda: (lambda r: r.ru_utime + r.ru_stime)(resource.getrusage(resource.RUSAGE_CHILDREN))
+    t0, c0 = time.perf_counter(), cpu()
     with open(log, 'w') as f: rc = subprocess.call(cli() + args, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT)
-    return time.perf_counter() - t0, rc
+    return time.perf_counter() - t0, cpu() - c0, rc
 
 
 def timed_training(cmd, rows, runs, tmp, seed):
     "Median wall time of `runs` fresh `bayespilot <cmd>` runs on `rows` generated rows (each in its own dir and MLflow store)."
     data = tmp / f'churn_{rows}.csv'
     if not data.exists():
-        secs, rc = run(['generate', '--n', str(rows), '--seed', str(seed), '--out', str(data), '--quiet'], tmp, tmp / 'generate.log')
+        secs, _, rc = run(['generate', '--n', str(rows), '--seed', str(seed), '--out', str(data)], tmp, tmp / 'generate.log')
         if rc: return dict(error=f'generate failed (exit {rc}): ' + (tmp / 'generate.log').read_text()[-2000:])
-    times, la = [], [round(x, 2) for x in os.getloadavg()]
+    times, cpus, la = [], [], [round(x, 2) for x in os.getloadavg()]
     for i in range(runs):
         cwd = tmp / f'{cmd}_{rows}_{i}'; cwd.mkdir()
         args = [cmd, '--data', str(data), '--target', 'churned', '--positive', '1', '--id', 'customer_id', '--value', 'clv',
                 '--seed', str(seed), '--tracking-uri', f'sqlite:///{cwd}/mlflow.db']
-        secs, rc = run(args, cwd, cwd / 'run.log')
+        secs, cpu_s, rc = run(args, cwd, cwd / 'run.log')
         if rc: return dict(rows=rows, runs_s=times, error=f'exit {rc}: ' + (cwd / 'run.log').read_text()[-3000:])
-        times.append(round(secs, 1)); print(f'   {cmd} on {rows} rows, run {i + 1}: {secs:.1f} s', flush=True)
+        times.append(round(secs, 1)); cpus.append(round(cpu_s, 1))
+        print(f'   {cmd} on {rows} rows, run {i + 1}: {secs:.1f} s wall, {cpu_s:.1f} s CPU', flush=True)
     return dict(rows=rows, runs=runs, runs_s=times, median_s=round(statistics.median(times), 1),
+                cpu_runs_s=cpus, cpu_median_s=round(statistics.median(cpus), 1),
                 loadavg_before=la, loadavg_after=[round(x, 2) for x in os.getloadavg()],
                 command='bayespilot ' + ' '.join(args[:-4]) + ' --seed N --tracking-uri sqlite:///<run dir>/mlflow.db')
 
@@ -245,7 +282,7 @@ def bench_speed(a, out):
     write(out / f'stage2_speed{a.suffix}.json', report)
     for k in ('train_stage2', 'train_stage1'):
         r = report[k]
-        print(f"   {k}: " + (f"median {r['median_s']} s of {r['runs_s']}" if 'median_s' in r else f"ERROR {r['error'][-500:]}"))
+        print(f"   {k}: " + (f"median {r['median_s']} s wall of {r['runs_s']}, median {r['cpu_median_s']} s CPU" if 'median_s' in r else f"ERROR {r['error'][-500:]}"))
     print(f"  {'PASS' if report['goal_met'] else 'FAIL'}  train-stage2 on {rows2} rows < 60 s"
           + (f"  (median {s2['median_s']} s)" if 'median_s' in s2 else ''), flush=True)
     return report
@@ -267,12 +304,20 @@ def parse(argv):
     ap.add_argument('--folds', type=int, default=5, help='stratified CV folds for the quality part (default: 5; --quick uses 2)')
     ap.add_argument('--seed', type=int, default=42, help='seed of the folds, of the synthetic table and of the models (default: 42)')
     ap.add_argument('--synthetic-rows', type=int, default=100_000, help='rows of the synthetic quality table (default: 100000; --quick: 5000)')
-    ap.add_argument('--synthetic-rf-trees', type=int, default=300,
-                    help='n_estimators of the plain random forest on the synthetic table only (default: 300; lower it to save time, '
-                         'the reports say so)')
+    ap.add_argument('--synthetic-rf-trees', type=int, default=100,
+                    help='n_estimators of the plain random forest on the synthetic table only (default: 100, reduced from 300: 5 folds of '
+                         '300 trees on 80 000 rows take too long on 2 shared cores; the reports say so)')
     ap.add_argument('--n-jobs', type=int, default=2, help='CV folds fitted in parallel processes; each model runs single-threaded (default: 2)')
     ap.add_argument('--stage2-params', default='{}', help="JSON of Stage2Classifier constructor arguments to experiment with "
                     "(default: '{}' = the defaults the goals are about)")
+    ap.add_argument('--variant', choices=['default', 'refit', 'blend'], default='default',
+                    help="experimental Stage 2 procedure from bench/bench_stage2_variants.py: 'refit' refits the selected "
+                         "candidate on all rows with cross-fitted calibration, 'blend' may pick the mean of the calibrated candidates "
+                         "(default: 'default' = Stage2Classifier as shipped)")
+    ap.add_argument('--plain-from', metavar='JSON', help='reuse the plain pipelines\' figures from an earlier stage2_quality JSON '
+                    '(same --seed and --folds) instead of refitting them; for Stage 2 experiments (default: refit)')
+    ap.add_argument('--diagnose', action='store_true', help='also fit Stage 2 once on the first fold\'s training rows and '
+                    'report what it selected and its internal candidate table (one extra fit per table)')
     ap.add_argument('--no-stage2', action='store_true', help='plain pipelines only (to debug the harness without Stage 2)')
     ap.add_argument('--speed-rows', type=int, default=100_000, help='rows for the train-stage2 timing (default: 100000)')
     ap.add_argument('--stage1-rows', type=int, default=50_000, help='rows for the Stage 1 `train` timing (default: 50000)')
@@ -297,7 +342,8 @@ def main(argv=None):
         if not a.no_stage2 and not q['goals']: ok = False
     if a.only in (None, 'speed'):
         ok &= bench_speed(a, out)['goal_met']
-    print(f'stage2 benchmark: {"all goals met" if ok else "a goal failed or a run errored"}; reports in {out}')
+    verdict = 'a goal failed or a run errored' if not ok else 'plain pipelines only, no goals evaluated' if a.no_stage2 and a.only == 'quality' else 'all goals met'
+    print(f'stage2 benchmark: {verdict}; reports in {out}')
     return 0 if ok else 1
 
 

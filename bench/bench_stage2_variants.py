@@ -1,0 +1,70 @@
+"""Experimental variants of `Stage2Classifier` for the Stage 2 benchmark (`bench_stage2.py --variant NAME`).
+
+They show what a change to Stage 2's procedure would buy under the same CV protocol; nothing here is part of the
+package. `refit`: select and choose the calibration as `Stage2Classifier` does, then refit the selected candidate on
+ALL rows it was given (the default fit leaves the calibration share, 25 %, out of the model), with the chosen
+calibration cross-fitted (`CalibratedClassifierCV(cv=5, ensemble=False)`: out-of-fold scores train the calibrator,
+the model itself is fitted once on every row). `blend`: as shipped, but the mean of all calibrated candidates'
+probabilities is one more option, chosen when its out-of-fold log loss on the calibration split beats the best single
+candidate's.
+"""
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.metrics import log_loss
+from sklearn.model_selection import StratifiedKFold
+from threadpoolctl import threadpool_limits
+
+from bayespilot.features import _as_frame
+from bayespilot.stage2 import Stage2Classifier
+
+
+class Stage2Refit(Stage2Classifier):
+    "Stage2Classifier whose selected candidate is refitted on all rows, with its calibration cross-fitted."
+
+    def fit(self, X, y):
+        "Stage 2 selection as usual, then the selected pipeline refitted on every row (calibration by 5-fold cross-fitting)."
+        super().fit(X, y)
+        X, y01 = _as_frame(X).reset_index(drop=True), (np.asarray(y) == self.classes_[1]).astype(int)
+        pipe = clone(self.candidates_[self.selected_].fit.model)
+        with threadpool_limits(limits=self.n_jobs):
+            if self.calibration_ == 'none': self.model_ = pipe.fit(X, y01)
+            else:
+                cv = StratifiedKFold(5, shuffle=True, random_state=self.random_state)
+                self.model_ = CalibratedClassifierCV(pipe, method=self.calibration_, cv=cv, ensemble=False).fit(X, y01)
+        return self
+
+
+class MeanProba(ClassifierMixin, BaseEstimator):
+    "Already-fitted classifiers averaged: P(class 1) is the mean of their predict_proba."
+    def __init__(self, models=()): self.models = models
+
+    def predict_proba(self, X): return np.mean([m.predict_proba(X) for m in self.models], axis=0)
+
+
+class Stage2Blend(Stage2Classifier):
+    "Stage2Classifier that also considers the mean of all calibrated candidates, by calibration-split out-of-fold log loss."
+
+    def fit(self, X, y):
+        "Stage 2 as usual; then the blend replaces the selected model when its out-of-fold log loss is lower."
+        super().fit(X, y)
+        ok = {n: c for n, c in self.candidates_.items() if c.ok}
+        oof = {n: c.choice.oof[c.choice.method] for n, c in ok.items()}
+        y_cal = _calibration_labels(self, X, y)
+        ll = lambda p: float(log_loss(y_cal, np.clip(p, 1e-15, 1 - 1e-15), labels=[0, 1]))
+        single, blend = ll(oof[self.selected_]), ll(np.mean(list(oof.values()), axis=0))
+        self.blend_log_loss_, self.single_log_loss_ = blend, single
+        if len(ok) > 1 and blend < single:
+            self.model_, self.selected_ = MeanProba([c.model for c in ok.values()]), 'blend:' + '+'.join(ok)
+        return self
+
+
+def _calibration_labels(est, X, y):
+    "The 0/1 labels of the calibration split Stage2Classifier.fit used (same seeded split)."
+    from bayespilot.data import split_indices
+    y01 = (np.asarray(y) == est.classes_[1]).astype(int)
+    _, _, cal = split_indices(y01, est.calibration_size, 0.0, est.random_state)
+    return y01[cal]
+
+
+VARIANTS = {'refit': Stage2Refit, 'blend': Stage2Blend}

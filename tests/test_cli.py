@@ -1,5 +1,5 @@
 "The `bayespilot` command end to end: generate + train in a scratch folder, the real tables, and bad input."
-import hashlib, json, shutil, sys
+import hashlib, json, shutil, subprocess, sys
 from pathlib import Path
 import pandas as pd
 import pytest
@@ -91,7 +91,6 @@ def test_help_describes_every_flag():
              'train': ['--config', '--data', '--target', '--positive', '--id', '--value', '--exclude', '--seed',
                        '--artifacts-dir', '--reports-dir', '--tracking-uri', '--quiet'],
              'serve': ['--host', '--port', '--workers', '--model', '--config']}
-    import subprocess
     for cmd, expected in flags.items():
         r = subprocess.run([str(exe), cmd, '--help'], capture_output=True, text=True, env=cli_env())
         assert r.returncode == 0 and 'examples:' in r.stdout, r.stderr

@@ -278,6 +278,8 @@ def bench_speed(a, out):
         if a.keep_tmp: print(f'   kept {tmp}')
         else: shutil.rmtree(tmp, ignore_errors=True)
     report['goal_met'] = bool('median_s' in s2 and s2['median_s'] < 60.0)
+    report['note'] = ('wall = subprocess wall time (the goal); cpu = user + sys seconds of the command\'s process tree, '
+                      'which a shared, loaded machine inflates far less than wall time; compare the load averages')
     report['loadavg_end'] = [round(x, 2) for x in os.getloadavg()]
     write(out / f'stage2_speed{a.suffix}.json', report)
     for k in ('train_stage2', 'train_stage1'):
@@ -310,9 +312,10 @@ def parse(argv):
     ap.add_argument('--n-jobs', type=int, default=2, help='CV folds fitted in parallel processes; each model runs single-threaded (default: 2)')
     ap.add_argument('--stage2-params', default='{}', help="JSON of Stage2Classifier constructor arguments to experiment with "
                     "(default: '{}' = the defaults the goals are about)")
-    ap.add_argument('--variant', choices=['default', 'refit', 'blend'], default='default',
+    ap.add_argument('--variant', choices=['default', 'refit', 'blend', 'blend_refit'], default='default',
                     help="experimental Stage 2 procedure from bench/bench_stage2_variants.py: 'refit' refits the selected "
-                         "candidate on all rows with cross-fitted calibration, 'blend' may pick the mean of the calibrated candidates "
+                         "candidate on all rows with cross-fitted calibration, 'blend' may pick the mean of the calibrated candidates, "
+                         "'blend_refit' does both "
                          "(default: 'default' = Stage2Classifier as shipped)")
     ap.add_argument('--plain-from', metavar='JSON', help='reuse the plain pipelines\' figures from an earlier stage2_quality JSON '
                     '(same --seed and --folds) instead of refitting them; for Stage 2 experiments (default: refit)')

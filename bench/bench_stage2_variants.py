@@ -6,7 +6,7 @@ ALL rows it was given (the default fit leaves the calibration share, 25 %, out o
 calibration cross-fitted (`CalibratedClassifierCV(cv=5, ensemble=False)`: out-of-fold scores train the calibrator,
 the model itself is fitted once on every row). `blend`: as shipped, but the mean of all calibrated candidates'
 probabilities is one more option, chosen when its out-of-fold log loss on the calibration split beats the best single
-candidate's.
+candidate's. `blend_refit`: `blend`, then the chosen model(s) refitted on all rows as in `refit`.
 """
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
@@ -19,19 +19,24 @@ from bayespilot.features import _as_frame
 from bayespilot.stage2 import Stage2Classifier
 
 
+def refit(est, name, X, y):
+    "Candidate `name` of fitted Stage 2 `est` refitted on all of (X, y) with its chosen calibration cross-fitted (5 folds)."
+    X, y01 = _as_frame(X).reset_index(drop=True), (np.asarray(y) == est.classes_[1]).astype(int)
+    c = est.candidates_[name]
+    pipe, method = clone(c.fit.model), c.choice.method
+    with threadpool_limits(limits=est.n_jobs):
+        if method == 'none': return pipe.fit(X, y01)
+        cv = StratifiedKFold(5, shuffle=True, random_state=est.random_state)
+        return CalibratedClassifierCV(pipe, method=method, cv=cv, ensemble=False).fit(X, y01)
+
+
 class Stage2Refit(Stage2Classifier):
     "Stage2Classifier whose selected candidate is refitted on all rows, with its calibration cross-fitted."
 
     def fit(self, X, y):
         "Stage 2 selection as usual, then the selected pipeline refitted on every row (calibration by 5-fold cross-fitting)."
         super().fit(X, y)
-        X, y01 = _as_frame(X).reset_index(drop=True), (np.asarray(y) == self.classes_[1]).astype(int)
-        pipe = clone(self.candidates_[self.selected_].fit.model)
-        with threadpool_limits(limits=self.n_jobs):
-            if self.calibration_ == 'none': self.model_ = pipe.fit(X, y01)
-            else:
-                cv = StratifiedKFold(5, shuffle=True, random_state=self.random_state)
-                self.model_ = CalibratedClassifierCV(pipe, method=self.calibration_, cv=cv, ensemble=False).fit(X, y01)
+        self.model_ = refit(self, self.selected_, X, y)
         return self
 
 
@@ -67,4 +72,16 @@ def _calibration_labels(est, X, y):
     return y01[cal]
 
 
-VARIANTS = {'refit': Stage2Refit, 'blend': Stage2Blend}
+class Stage2BlendRefit(Stage2Blend):
+    "`blend`, then whatever was chosen (one candidate or all of them) refitted on all rows like `refit`."
+
+    def fit(self, X, y):
+        "Blend-or-single choice as in Stage2Blend, then refit the chosen model(s) on every row."
+        super().fit(X, y)
+        names = self.selected_.removeprefix('blend:').split('+')
+        models = [refit(self, n, X, y) for n in names]
+        self.model_ = models[0] if len(models) == 1 else MeanProba(models)
+        return self
+
+
+VARIANTS = {'refit': Stage2Refit, 'blend': Stage2Blend, 'blend_refit': Stage2BlendRefit}

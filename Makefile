@@ -32,13 +32,13 @@ run: $(STAMP)  ## generate synthetic data, train Stage 1 and Stage 2, then serve
 test: $(STAMP) check-sync nbtest pytest  ## sync check, notebook tests, end-to-end tests
 
 check-sync: $(STAMP)  ## notebooks and exported package agree, notebooks are clean
-	@bash .ci/check_sync.sh $(BIN)
+	@time bash .ci/check_sync.sh $(BIN)
 
 nbtest: $(STAMP)  ## run every notebook as a test
-	$(BIN)/nbdev_test --n_workers 2 --timing
+	time $(BIN)/nbdev_test --n_workers 2 --timing
 
 pytest: $(STAMP)  ## end-to-end tests: CLI, live uvicorn, load, fuzzing
-	$(BIN)/pytest -q tests
+	time $(BIN)/pytest -q --durations=10 tests
 
 bench: $(STAMP)  ## benchmarks; figures in reports/bench/
 	$(PY) bench/run_all.py

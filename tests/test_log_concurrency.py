@@ -196,27 +196,24 @@ def parse_prometheus(text):
     return samples
 
 
-def _count(directory, wid, n, go):
-    "One fake worker: n requests, latencies and tiers."
+def _count(directory, wid, n, done, go):
+    "One fake worker: n requests, latencies and tiers; then it says so and stays alive until `go`."
     reg = MetricsRegistry()                          # from BAYESPILOT_METRICS_DIR, as a uvicorn worker would
     assert reg.directory == Path(directory)
     for i in range(n):
         reg.inc_request('/predict', 200 if i % 10 else 422)
         reg.observe_latency('/predict', (i % 50) / 1000)   # 0 .. 49 ms
         reg.inc_tier(('monitor', 'review', 'escalate')[i % 3])
-    go.wait(30)
+    done.release()
+    go.wait(300)
 
 
 def test_metrics_sum_over_worker_processes(tmp_path, monkeypatch):
     d = tmp_path / 'metrics'
     monkeypatch.setenv('BAYESPILOT_METRICS_DIR', str(d))
-    go, ns = CTX.Event(), [3_000, 1_500, 900, 600]
-    procs = [_start(_count, d, w, n, go) for w, n in enumerate(ns)]
-    deadline = time.time() + 30
-    while time.time() < deadline:                      # wait until every worker has counted everything
-        s = parse_prometheus(MetricsRegistry().render())
-        if s.get(('bayespilot_request_latency_seconds_count', (('endpoint', '/predict'),))) == sum(ns): break
-        time.sleep(0.05)
+    go, done, ns = CTX.Event(), CTX.Semaphore(0), [3_000, 1_500, 900, 600]
+    procs = [_start(_count, d, w, n, done, go) for w, n in enumerate(ns)]
+    for _ in ns: assert done.acquire(timeout=300), "a worker did not finish counting"   # no clock: waits for the work
     text = MetricsRegistry().render()                  # workers are alive and idle: exact totals, no flush needed
     go.set(); _join(procs)
     s, total = parse_prometheus(text), sum(ns)
@@ -271,6 +268,9 @@ def predict(i: int):
 
 @app.get('/metrics')
 def metrics(): return Response(reg.render(), media_type=CONTENT_TYPE)
+
+@app.get('/pid')
+def pid(): return os.getpid()
 '''
 
 
@@ -287,9 +287,11 @@ def test_uvicorn_workers_share_log_and_metrics(tmp_path):
     base, n = f'http://127.0.0.1:{port}', 2_000
     try:
         with httpx.Client(base_url=base, timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as c:  # new connection per request, so the workers share them
-            for _ in range(300):
-                try: c.get('/metrics'); break
+            pids, deadline = set(), time.monotonic() + 180   # generous: a loaded machine starts workers slowly
+            while len(pids) < 4 and time.monotonic() < deadline:  # all four workers up before the load starts
+                try: pids.add(c.get('/pid').json())
                 except httpx.TransportError: time.sleep(0.1)
+            assert len(pids) == 4, f"only {len(pids)} of 4 uvicorn workers answered within 180 s"
             with ThreadPoolExecutor(8) as ex:
                 codes = list(ex.map(lambda i: c.get(f'/predict/{i}').status_code, range(n)))
             assert codes == [200] * n

@@ -7,9 +7,13 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent/'shared'/'data'
 
 
+# Settings that must not reach a command under test from the environment of whoever runs the tests.
+OUTSIDE = ('MLFLOW_TRACKING_URI', 'MLFLOW_REGISTRY_URI', 'MLFLOW_EXPERIMENT_ID', 'MLFLOW_EXPERIMENT_NAME', 'MLFLOW_RUN_ID')
+
+
 def cli_env(**extra) -> dict:
-    "The test process's environment without a tracking URI from outside, plus `extra`."
-    env = {k: v for k, v in os.environ.items() if k != 'MLFLOW_TRACKING_URI'}
+    "The test process's environment without MLflow or BayesPilot settings from outside, plus `extra`."
+    env = {k: v for k, v in os.environ.items() if k not in OUTSIDE and not k.startswith('BAYESPILOT_')}
     return {**env, 'PYTHONUNBUFFERED': '1', **extra}
 
 

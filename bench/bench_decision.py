@@ -1,5 +1,6 @@
 """Decision layer benchmark: exact capacity allocation for 100 000 customers against scipy's LP solver (HiGHS),
-batch decisions, and the model-policy / oracle-policy profit ratio on synthetic data.
+batch decisions, one-customer decisions (the API's path: scalar vs vectorised), and the model-policy / oracle-policy
+profit ratio on synthetic data.
 
 Writes reports/bench/decision.json. Usage: python bench/bench_decision.py [--quick]
 """
@@ -11,7 +12,7 @@ import scipy
 from scipy import optimize, sparse
 
 from bayespilot.config import DataSettings, DecisionSettings, FeatureSettings
-from bayespilot.decision import allocate, decide_batch, expected_values, policy_report
+from bayespilot.decision import _decide_array, allocate, decide, decide_batch, expected_values, policy_report
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPACITY = {'review': 500, 'escalate': 50}
@@ -65,6 +66,18 @@ def bench_allocation(n, repeats, lp_repeats):
                 goal_s=2.0, goal_met=bool(ours < 2.0))
 
 
+def bench_single(n=2000, seed=3):
+    "One customer at a time, as the API decides: `decide` (scalar path) vs the vectorised helpers; identical results."
+    p, v = customers(n, seed)
+    p, v = p.tolist(), v.tolist()
+    ds = DecisionSettings()
+    for pi, vi in zip(p, v): assert decide(pi, vi, ds, warn=False) == _decide_array(pi, vi, ds, False), (pi, vi)
+    per_call = lambda f: statistics.median(timed(lambda: [f(pi, vi) for pi, vi in zip(p, v)], 5)[1]) / n
+    scalar = per_call(lambda pi, vi: decide(pi, vi, ds, warn=False))
+    vector = per_call(lambda pi, vi: _decide_array(pi, vi, ds, False))
+    return dict(n=n, decide_us=round(scalar * 1e6, 2), vectorised_us=round(vector * 1e6, 2), speedup=round(vector / scalar, 1), identical=True)
+
+
 def bench_oracle(n, seed=7):
     "Model-policy / oracle-policy profit on n synthetic test rows (model: the shared pipeline + logistic regression on n other rows)."
     try:
@@ -103,6 +116,8 @@ def main(argv=None):
           f"HiGHS LP {al['highs_lp_median_s']:.2f} s ({al['speedup_vs_highs']}x); same optimum {al['total_ev']:.2f}; "
           f"decide_batch {al['decide_batch_uncapacitated_median_s'] * 1e3:.0f} ms free / {al['decide_batch_capacitated_median_s'] * 1e3:.0f} ms capacitated / "
           f"{al['decide_batch_missing_values_median_s'] * 1e3:.0f} ms with 1 % missing values", flush=True)
+    res['single'] = bench_single(500 if a.quick else 2000)
+    print(f"one customer: decide {res['single']['decide_us']} us (vectorised helpers {res['single']['vectorised_us']} us, identical results)", flush=True)
     res['oracle'] = bench_oracle(20_000 if a.quick else 100_000)
     if 'skipped' in res['oracle']: print('oracle ratio skipped:', res['oracle']['skipped'])
     else: print(f"expected-value policy / oracle policy, expected profit on {res['oracle']['n_test']} synthetic rows: {res['oracle']['expected_value_vs_oracle']:.3f}")

@@ -17,8 +17,8 @@ help:  ## list the targets
 
 $(STAMP): settings.ini setup.py
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	time $(PY) -m pip install -q --upgrade pip
+	time $(PY) -m pip install -q -e ".[dev]"
 	@touch $(STAMP)
 
 venv: $(STAMP)  ## create .venv and install bayespilot with its dev tools

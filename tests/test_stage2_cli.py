@@ -47,9 +47,8 @@ def test_reports_compare_raw_and_calibrated_candidates(telco_run):
     for col in ('roc_auc', 'pr_auc', 'log_loss', 'brier', 'ece', 'lift_at_10', 'fit_seconds', 'predict_ms_per_1000', 'mpc', 'empc'):
         assert comp[col].notna().all(), col
     assert comp.selected.sum() == 1
-    cal = comp[comp.variant == 'calibrated']
-    best = cal.sort_values(['log_loss', 'roc_auc'], ascending=[True, False]).iloc[0]
-    assert best.selected and best.candidate == selected(work)['model']
+    chosen = comp[comp.selected].iloc[0]
+    assert chosen.variant == 'calibrated' and chosen.candidate == selected(work)['model']
     assert '| candidate | variant |' in (rep/'comparison.md').read_text()
     th = pd.read_csv(rep/'thresholds.csv')
     assert len(th) == 99 and th.threshold.iloc[0] == 0.01 and th.threshold.iloc[-1] == 0.99
@@ -74,6 +73,18 @@ def test_selected_model_json_describes_the_deployment(telco_run):
     row = pd.read_csv(work/'reports'/'stage2'/'comparison.csv').query('selected')
     assert np.isclose(sel['metrics']['log_loss'], row.log_loss.iloc[0])
     assert sel['model'] in r.stdout and 'deployed_pipeline.pkl' in r.stdout
+
+
+def test_the_model_is_selected_before_the_test_split_is_scored(telco_run):
+    "Telco has ~5 600 training rows, fewer than the refit limit: chosen by out-of-fold log loss over all of them, refitted."
+    work, _, _ = telco_run
+    sel = selected(work)
+    assert (sel['selection'], sel['selection_rule'], sel['refit']) == ('oof_log_loss', 'log_loss', True)
+    assert sel['selection_rows'] == 5634 and set(sel['selection_scores']) == set(CANDIDATES)
+    assert sel['model'] == min(sel['selection_scores'], key=sel['selection_scores'].get)
+    assert sel['thresholds']['chosen_on'].startswith('all training rows')
+    card = json.loads((work/'models'/'artifacts'/'deployed_pipeline.json').read_text())
+    assert (card['selection'], card['n_train'], card['n_calibration']) == ('oof_log_loss', 5634, 0)
 
 
 def test_registry_alias_points_at_the_logged_run(telco_run):

@@ -4,14 +4,14 @@
 
 # %% ../nbs/01_data.ipynb #6973868e
 from __future__ import annotations
-import difflib, hashlib, os, tempfile, warnings
+import difflib, hashlib, warnings
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Optional
 import numpy as np, pandas as pd
 from sklearn.model_selection import train_test_split
-from .config import ConfigError, DataSettings, Schema, DEFAULT_MISSING
+from .config import ConfigError, DataSettings, Schema, DEFAULT_MISSING, atomic_file
 
 # %% auto #0
 __all__ = ['CONTRACTS', 'PLANS', 'PLAN_PRICE', 'PAYMENTS', 'REGIONS', 'POSTCODES', 'TRUTH_INPUTS', 'MISSING_RATES',
@@ -196,15 +196,9 @@ def _stem(path: Path) -> str:
 def write_table(df: pd.DataFrame, path) -> Path:
     "Write `df` as CSV or Parquet (by suffix) atomically: temp file in the same folder, fsync, rename."
     path = Path(path); fmt, comp = _table_format(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'); os.close(fd)
-    try:
-        if fmt == 'parquet': df.to_parquet(tmp, index=False)
-        else: df.to_csv(tmp, index=False, compression={'method': comp, 'archive_name': _stem(path) + '.csv'} if comp == 'zip' else comp)
-        with open(tmp, 'rb+') as f: os.fsync(f.fileno())
-        os.chmod(tmp, 0o644); os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+    with atomic_file(path) as f:
+        if fmt == 'parquet': df.to_parquet(f, index=False)
+        else: df.to_csv(f, index=False, compression={'method': comp, 'archive_name': _stem(path) + '.csv'} if comp == 'zip' else comp)
     return path
 
 def truth_path_for(table_path) -> Path:

@@ -4,10 +4,11 @@
 
 # %% ../nbs/03_metrics.ipynb #958eee93
 from __future__ import annotations
-import math, os, tempfile
+import math
 from pathlib import Path
 import numpy as np, pandas as pd
 from scipy.stats import rankdata
+from .config import atomic_file
 
 # %% auto #0
 __all__ = ['check_binary', 'roc_auc', 'pr_auc', 'log_loss', 'brier', 'reliability_table', 'ece', 'lift_at', 'gains_table',
@@ -134,13 +135,8 @@ def _figure(ncols: int = 1, nrows: int = 1, size=(6.4, 4.8), **kw):
 
 def _save_png(fig, path) -> Path:
     "Write `fig` to `path` as PNG atomically (temp file in the same folder, then rename)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f: fig.savefig(f, format='png', dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+    path = Path(path)
+    with atomic_file(path) as f: fig.savefig(f, format='png', dpi=110)
     return path
 
 def _check_models(y, probs: dict) -> dict:

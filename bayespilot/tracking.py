@@ -4,13 +4,14 @@
 
 # %% ../nbs/04_tracking.ipynb #74333029
 from __future__ import annotations
-import contextlib, hashlib, io, json, logging, math, os, platform, secrets
+import contextlib, hashlib, io, json, logging, math, os, platform
 from dataclasses import asdict, is_dataclass
 from datetime import date, datetime, timezone
 from importlib.metadata import PackageNotFoundError, version as _dist_version
 from pathlib import Path, PurePath
 import joblib, numpy as np, pandas as pd
 from sklearn.base import BaseEstimator
+from .config import atomic_file
 
 # %% auto #0
 __all__ = ['MAX_PARAM_CHARS', 'MAX_KEY_CHARS', 'atomic_write_bytes', 'atomic_write_text', 'to_jsonable', 'atomic_write_json',
@@ -18,35 +19,10 @@ __all__ = ['MAX_PARAM_CHARS', 'MAX_KEY_CHARS', 'atomic_write_bytes', 'atomic_wri
            'load_artifact', 'is_local_store', 'setup_mlflow', 'settings_params', 'ChurnProbability', 'serving_frame',
            'model_signature', 'log_model', 'register', 'registry_uri']
 
-# %% ../nbs/04_tracking.ipynb #1cbc0bd6
-def _fsync_dir(folder: Path):
-    "Make a rename in `folder` durable (no-op where directories cannot be opened)."
-    try: fd = os.open(folder, os.O_RDONLY)
-    except OSError: return
-    try: os.fsync(fd)
-    except OSError: pass
-    finally: os.close(fd)
-
-@contextlib.contextmanager
-def _atomic_file(path):
-    "Yield a binary file (readable too) that replaces `path` atomically when the block ends without error."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, 'w+b') as f:
-            yield f
-            f.flush(); os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True); raise
-    _fsync_dir(path.parent)
-
 # %% ../nbs/04_tracking.ipynb #179aea41
 def atomic_write_bytes(path, b: bytes) -> Path:
     "Write `b` to `path` atomically (parents created); returns the path."
-    with _atomic_file(path) as f: f.write(b)
+    with atomic_file(path) as f: f.write(b)
     return Path(path)
 
 def atomic_write_text(path, s: str) -> Path:
@@ -116,7 +92,7 @@ def save_artifact(model, path, card: dict) -> dict:
     "Dump `model` atomically to `path` (.pkl) and write its model card (card + artifact, sha256, created_at, versions)."
     path, cpath = Path(path), card_path(path)
     h, size = hashlib.sha256(), 0
-    with _atomic_file(path) as f:
+    with atomic_file(path) as f:
         joblib.dump(model, f)
         f.seek(0)
         while block := f.read(1 << 20): h.update(block); size += len(block)

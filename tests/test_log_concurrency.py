@@ -275,7 +275,7 @@ def pid(): return os.getpid()
 
 
 def test_uvicorn_workers_share_log_and_metrics(tmp_path):
-    import socket, subprocess, sys
+    import socket, subprocess, sys, threading
     from concurrent.futures import ThreadPoolExecutor
     httpx = pytest.importorskip('httpx')
     (tmp_path / 'tinyapp.py').write_text(_APP)
@@ -292,8 +292,17 @@ def test_uvicorn_workers_share_log_and_metrics(tmp_path):
                 try: pids.add(c.get('/pid').json())
                 except httpx.TransportError: time.sleep(0.1)
             assert len(pids) == 4, f"only {len(pids)} of 4 uvicorn workers answered within 180 s"
-            with ThreadPoolExecutor(8) as ex:
-                codes = list(ex.map(lambda i: c.get(f'/predict/{i}').status_code, range(n)))
+            local, clients = threading.local(), []
+            def get(i):
+                "One httpx client per thread: a sync client's connection pool is not safe to share between threads."
+                if not hasattr(local, 'c'):
+                    local.c = httpx.Client(base_url=base, timeout=10, limits=httpx.Limits(max_keepalive_connections=0))
+                    clients.append(local.c)
+                return local.c.get(f'/predict/{i}').status_code
+            try:
+                with ThreadPoolExecutor(8) as ex: codes = list(ex.map(get, range(n)))
+            finally:
+                for cl in clients: cl.close()
             assert codes == [200] * n
             scrapes = [parse_prometheus(c.get('/metrics').text) for _ in range(12)]   # answered by various workers
     finally:

@@ -78,7 +78,8 @@ def models(X, table, a):
         params = json.loads(a.stage2_params)
         try:
             from bayespilot.stage2 import Stage2Classifier
-            if a.variant != 'default': from bench_stage2_variants import VARIANTS; Stage2Classifier = VARIANTS[a.variant]
+            if a.variant != 'default':   # the variants start from the calibration-split procedure (built-in refit off)
+                from bench_stage2_variants import VARIANTS; Stage2Classifier = VARIANTS[a.variant]; params = {'refit': False, **params}
             args = ', '.join(f'{k}={v!r}' for k, v in params.items())
             out['stage2'] = (Stage2Classifier(**params), f'{Stage2Classifier.__name__}({args})')
         except ImportError as e: out['stage2'] = (None, f'bayespilot.stage2.Stage2Classifier not importable: {e}')

@@ -7,6 +7,10 @@ calibration cross-fitted (`CalibratedClassifierCV(cv=5, ensemble=False)`: out-of
 the model itself is fitted once on every row). `blend`: as shipped, but the mean of all calibrated candidates'
 probabilities is one more option, chosen when its out-of-fold log loss on the calibration split beats the best single
 candidate's. `blend_refit`: `blend`, then the chosen model(s) refitted on all rows as in `refit`.
+
+Stage 2 itself now refits on tables below 50 000 rows (`stage2.refit = "auto"`, out-of-fold selection); the variants
+run with that built-in refit switched off (`refit=False`, set by bench_stage2.py) so they compare against the
+calibration-split procedure they were written for.
 """
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone

@@ -23,10 +23,10 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
 from sklearn.tree import DecisionTreeClassifier
 from .config import ConfigError, DecisionSettings, Schema, Settings, load_settings
-from . import decision, features, monitoring, tracking
+from . import decision, features, monitoring, stacking, tracking
 
 # %% auto #0
 __all__ = ['MAX_TEXT', 'MAX_ABS', 'RELOAD_FILE', 'app', 'request_model', 'Capacities', 'batch_model', 'NotCompiled',
@@ -125,15 +125,19 @@ _UNSEEN = '\x00bayespilot-unseen-probe\x00'
 def _onehot_tables(ohe: OneHotEncoder, k: int) -> tuple[list[dict], list[np.ndarray]]:
     "Per column: {known level: its output row}, and the output row of an unseen level (by probing the encoder)."
     if ohe.handle_unknown == 'error': raise NotCompiled("OneHotEncoder(handle_unknown='error')")
-    cats, widths = ohe.categories_, getattr(ohe, '_n_features_outs', None)
+    widths = getattr(ohe, '_n_features_outs', None)
     if widths is None: raise NotCompiled('OneHotEncoder without _n_features_outs')
-    offs, tables, unseen = np.cumsum([0, *widths]), [], []
+    return _level_tables(ohe, k, widths)
+
+def _level_tables(enc, k: int, widths) -> tuple[list[dict], list[np.ndarray]]:
+    "Per column of a fitted level encoder: {known level: its `widths[j]` outputs}, and the outputs of an unseen level."
+    cats, offs, tables, unseen = enc.categories_, np.cumsum([0, *widths]), [], []
     for j in range(k):
         base = [c[0] for c in cats]
         rows = [base[:j] + [lvl] + base[j + 1:] for lvl in [*cats[j], _UNSEEN]]
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            out = np.asarray(ohe.transform(_probe_frame(ohe, rows)), dtype=np.float64)[:, offs[j]:offs[j + 1]]
+            out = np.asarray(enc.transform(_probe_frame(enc, rows)), dtype=np.float64)[:, offs[j]:offs[j + 1]]
         tables.append({lvl: out[i] for i, lvl in enumerate(cats[j])}); unseen.append(out[-1])
     return tables, unseen
 
@@ -142,6 +146,13 @@ def _compile_onehot(ohe: OneHotEncoder, k: int) -> Callable:
     tables, unseen = _onehot_tables(ohe, k)
     tables, unseen = [{lvl: row.tolist() for lvl, row in t.items()} for t in tables], [u.tolist() for u in unseen]
     return lambda vals: [x for v, t, u in zip(vals, tables, unseen) for x in t.get(v, u)]
+
+def _compile_target(te: TargetEncoder, k: int) -> Callable:
+    "A binary target encoder: each known level's encoding (learned on all training rows); unseen levels the overall rate."
+    if te.target_type_ != 'binary': raise NotCompiled(f'TargetEncoder(target_type={te.target_type_!r})')
+    tables, unseen = _level_tables(te, k, [1] * k)
+    tables, unseen = [{lvl: float(row[0]) for lvl, row in t.items()} for t in tables], [float(u[0]) for u in unseen]
+    return lambda vals: [t.get(v, u) for v, t, u in zip(vals, tables, unseen)]
 
 # %% ../nbs/11_serving.ipynb #9d59bf8f
 def _compile_step(step, k: int) -> Callable:
@@ -157,6 +168,7 @@ def _compile_step(step, k: int) -> Callable:
     if isinstance(step, StandardScaler): return _compile_scaler(step)
     if isinstance(step, MissingIndicator): return _compile_indicator(step)
     if isinstance(step, OneHotEncoder): return _compile_onehot(step, k)
+    if isinstance(step, TargetEncoder): return _compile_target(step, k)
     raise NotCompiled(f'{type(step).__name__} inside the preprocessor')
 
 def _compile_columns(ct: ColumnTransformer, names: list[str]) -> Callable:
@@ -386,7 +398,17 @@ def _compile_pipeline(p: Pipeline) -> _Compiled:
     return _Compiled(lambda x: final.proba(run(x)), (lambda x: final.decision(run(x))) if final.decision else None)
 
 # %% ../nbs/11_serving.ipynb #2bfd3c8c
-_COMPILERS = {LogisticRegression: _compile_lr, RandomForestClassifier: _compile_rf,
+def _compile_stack(m: stacking.Stack) -> _Compiled:
+    "A logistic stack: expit(intercept + sum of weight * logit(member probability clipped to [EPS, 1 - EPS]))."
+    parts, b, lo, hi = [(float(w), _compile_model(x).proba) for x, w in zip(m.models, m.weights)], float(m.intercept), stacking.EPS, 1 - stacking.EPS
+    def proba(x):
+        z = b
+        for w, f in parts:
+            p = min(max(f(x), lo), hi); z += w * (math.log(p) - math.log1p(-p))
+        return float(expit(z))
+    return _Compiled(proba)
+
+_COMPILERS = {LogisticRegression: _compile_lr, RandomForestClassifier: _compile_rf, stacking.Stack: _compile_stack,
               HistGradientBoostingClassifier: _compile_hgb, CalibratedClassifierCV: _compile_calibrated, Pipeline: _compile_pipeline}
 
 def _compile_model(m) -> _Compiled:
@@ -398,7 +420,7 @@ def _compile_model(m) -> _Compiled:
 
 def compile_scorer(pipeline) -> Callable[[dict], float]:
     "A function: raw feature dict (one customer) -> churn probability, equal to `predict_proba[:, 1]`."
-    if not (isinstance(pipeline, Pipeline) or type(pipeline) is CalibratedClassifierCV):
+    if not (isinstance(pipeline, Pipeline) or type(pipeline) in (CalibratedClassifierCV, stacking.Stack)):
         raise NotCompiled(f'{type(pipeline).__module__}.{type(pipeline).__name__} (not a Pipeline)')
     return _compile_model(pipeline).proba
 

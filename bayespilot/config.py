@@ -73,6 +73,7 @@ class FeatureSettings(_Section):
     "How the shared preprocessing treats columns."
     min_frequency: float = Field(0.005, gt=0, description="levels rarer than this share (or count, if >= 1) are pooled as 'infrequent'")
     max_categories: int = Field(30, ge=2, description="at most this many one-hot columns per categorical feature")
+    target_encoding: bool = Field(True, description="a categorical feature with more levels than max_categories also gets a cross-fitted target-encoded column, so the levels the one-hot pools keep their signal")
     scale_numeric: bool = True
 
 class SplitSettings(_Section):
@@ -112,6 +113,7 @@ class Stage2Settings(_Section):
     cv_folds: int = Field(3, ge=2)
     calibration: list[Literal['sigmoid', 'isotonic']] = ['sigmoid', 'isotonic']
     selection: Literal['log_loss', 'expected_value', 'expected_profit'] = 'log_loss'
+    stack: bool = Field(True, description="the non-negative logistic stack of the calibrated candidates competes too, scored out of fold like them")
     refit: Union[bool, Literal['auto']] = Field('auto', description="select on out-of-fold scores over all training rows and refit the winner on all of them; 'auto' = below 50 000 rows")
     registered_model: str = 'bayespilot-churn'
     alias: str = 'champion'

@@ -8,13 +8,14 @@ import numpy as np, pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import MissingIndicator, SimpleImputer
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
 from .config import FeatureSettings, Schema
 from .data import _level, to_levels, to_numeric  # the spelling rules; bayespilot.api uses features._level
 
 # %% auto #0
-__all__ = ['SchemaCoercer', 'build_preprocessor', 'make_pipeline', 'feature_names']
+__all__ = ['SchemaCoercer', 'high_cardinality', 'build_preprocessor', 'make_pipeline', 'feature_names']
 
 # %% ../nbs/02_features.ipynb #a7d01e78
 def _as_schema(schema) -> Schema:
@@ -81,14 +82,27 @@ def _categorical_steps(fs: FeatureSettings) -> Pipeline:
                                  max_categories=fs.max_categories, sparse_output=False, dtype=np.float64))])
 
 # %% ../nbs/02_features.ipynb #26c53981
+def high_cardinality(schema, feature_settings: FeatureSettings | None = None) -> list[str]:
+    "Categorical features with more known levels than `max_categories` (target-encoded too, when enabled)."
+    sc, fs = _as_schema(schema), feature_settings or FeatureSettings()
+    if not fs.target_encoding: return []
+    return [c for c in sc.categorical if len(sc.categories.get(c) or ()) > fs.max_categories]
+
+def _target_steps() -> Pipeline:
+    "Missing as its own level, then a cross-fitted binary target encoding (one column per feature)."
+    return Pipeline([('impute', SimpleImputer(strategy='constant', fill_value='missing', keep_empty_features=True)),
+                     ('encode', TargetEncoder(target_type='binary', cv=StratifiedKFold(5, shuffle=True, random_state=0)))])
+
 def build_preprocessor(schema, feature_settings: FeatureSettings | None = None) -> ColumnTransformer:
-    "Imputation, scaling, missing indicators and robust one-hot encoding for the schema's features (dense output)."
+    "Imputation, scaling, missing indicators, robust one-hot and (high-cardinality) target encoding; dense output."
     sc, fs = _as_schema(schema), feature_settings or FeatureSettings()
     parts = []
     if sc.numeric:
         parts += [('num', _numeric_steps(fs), list(sc.numeric)),
                   ('missing', MissingIndicator(features='missing-only', error_on_new=False), list(sc.numeric))]
     if sc.categorical: parts.append(('cat', _categorical_steps(fs), list(sc.categorical)))
+    hi = high_cardinality(sc, fs)
+    if hi: parts.append(('target', _target_steps(), hi))
     return ColumnTransformer(parts, remainder='drop', sparse_threshold=0.0)
 
 # %% ../nbs/02_features.ipynb #97063f2d

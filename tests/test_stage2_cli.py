@@ -42,7 +42,7 @@ def test_reports_compare_raw_and_calibrated_candidates(telco_run):
     work, _, _ = telco_run
     rep = work/'reports'/'stage2'
     comp = pd.read_csv(rep/'comparison.csv')
-    assert sorted(zip(comp.candidate, comp.variant)) == sorted((c, v) for c in CANDIDATES for v in ('raw', 'calibrated'))
+    assert sorted(zip(comp.candidate, comp.variant)) == sorted([(c, v) for c in CANDIDATES for v in ('raw', 'calibrated')] + [('stack', 'calibrated')])
     assert 'bayes_optimal' not in set(comp.candidate)               # no truth file for a real table
     for col in ('roc_auc', 'pr_auc', 'log_loss', 'brier', 'ece', 'lift_at_10', 'fit_seconds', 'predict_ms_per_1000', 'mpc', 'empc'):
         assert comp[col].notna().all(), col
@@ -52,7 +52,7 @@ def test_reports_compare_raw_and_calibrated_candidates(telco_run):
     assert '| candidate | variant |' in (rep/'comparison.md').read_text()
     th = pd.read_csv(rep/'thresholds.csv')
     assert len(th) == 99 and th.threshold.iloc[0] == 0.01 and th.threshold.iloc[-1] == 0.99
-    for png in ('roc_pr.png', 'thresholds.png', *[f'reliability_{c}.png' for c in CANDIDATES]):
+    for png in ('roc_pr.png', 'thresholds.png', *[f'reliability_{c}.png' for c in (*CANDIDATES, 'stack')]):
         assert (rep/png).stat().st_size > 5000, png
     policies = pd.read_csv(work/'reports'/'decision'/'policy_report.csv', index_col=0)
     assert set(policies.index) == {'tiers', 'expected_value', 'contact_all', 'contact_none'}
@@ -65,7 +65,10 @@ def test_selected_model_json_describes_the_deployment(telco_run):
     sel = selected(work)
     assert {'model', 'calibration', 'metrics', 'thresholds', 'policy', 'artifact', 'sha256', 'mlflow_run_id',
             'registered_model', 'created_at', 'schema'} <= set(sel)
-    assert sel['model'] in CANDIDATES and sel['calibration'] in ('none', 'sigmoid', 'isotonic')
+    if sel['model'] == 'stack':                                      # the stack of calibrated candidates won out of fold
+        assert sel['calibration'] == 'stack' and set(sel['params']['weights']) <= set(CANDIDATES)
+        assert all(w > 0 for w in sel['params']['weights'].values()) and set(sel['params']['members']) == set(sel['params']['weights'])
+    else: assert sel['model'] in CANDIDATES and sel['calibration'] in ('none', 'sigmoid', 'isotonic')
     assert sel['sha256'] == hashlib.sha256((work/'models'/'artifacts'/'deployed_pipeline.pkl').read_bytes()).hexdigest()
     assert 0 < sel['thresholds']['review'] < sel['thresholds']['escalate'] < 1
     assert sel['policy']['settings']['review_threshold'] == sel['thresholds']['review']
@@ -80,7 +83,7 @@ def test_the_model_is_selected_before_the_test_split_is_scored(telco_run):
     work, _, _ = telco_run
     sel = selected(work)
     assert (sel['selection'], sel['selection_rule'], sel['refit']) == ('oof_log_loss', 'log_loss', True)
-    assert sel['selection_rows'] == 5634 and set(sel['selection_scores']) == set(CANDIDATES)
+    assert sel['selection_rows'] == 5634 and set(sel['selection_scores']) == {*CANDIDATES, 'stack'}
     assert sel['model'] == min(sel['selection_scores'], key=sel['selection_scores'].get)
     assert sel['thresholds']['chosen_on'].startswith('all training rows')
     card = json.loads((work/'models'/'artifacts'/'deployed_pipeline.json').read_text())
@@ -96,7 +99,7 @@ def test_registry_alias_points_at_the_logged_run(telco_run):
     parent = client.get_run(sel['mlflow_run_id'])
     assert parent.data.tags['bayespilot.selected'] == sel['model'] and parent.data.metrics['test_log_loss'] == pytest.approx(sel['metrics']['log_loss'])
     children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-    assert sorted(c.data.tags['bayespilot.candidate'] for c in children) == sorted(CANDIDATES)
+    assert sorted(c.data.tags['bayespilot.candidate'] for c in children) == sorted([*CANDIDATES, 'stack'])
 
 
 def test_deployed_artifact_loads_and_predicts_raw_rows(telco_run):
@@ -106,8 +109,15 @@ def test_deployed_artifact_loads_and_predicts_raw_rows(telco_run):
     raw = pd.read_csv(work/'..'/'shared'/'data'/'telco_churn.csv', dtype=str).head(50)   # all text, TotalCharges blanks included
     p = model.predict_proba(raw.drop(columns=['Churn']))[:, 1]
     assert p.shape == (50,) and np.all((p > 0) & (p < 1))
-    same, _ = load_artifact(work/'models'/'artifacts'/f"{card['model']}_pipeline.pkl")
-    np.testing.assert_allclose(same.predict_proba(raw)[:, 1], p)
+    if card['model'] == 'stack':          # the deployed stack is its members' saved pipelines pooled with the card's weights
+        from scipy.special import expit, logit
+        w = card['params']['weights']
+        members = {n: load_artifact(work/'models'/'artifacts'/f'{n}_pipeline.pkl')[0].predict_proba(raw)[:, 1] for n in w}
+        z = card['params']['intercept'] + sum(w[n] * logit(np.clip(members[n], 1e-6, 1 - 1e-6)) for n in w)
+        np.testing.assert_allclose(expit(z), p, rtol=1e-10)
+    else:
+        same, _ = load_artifact(work/'models'/'artifacts'/f"{card['model']}_pipeline.pkl")
+        np.testing.assert_allclose(same.predict_proba(raw)[:, 1], p)
     churned = raw.Churn.eq('Yes').to_numpy()
     assert p[churned].mean() > p[~churned].mean()
 

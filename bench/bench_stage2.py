@@ -78,8 +78,6 @@ def models(X, table, a):
         params = json.loads(a.stage2_params)
         try:
             from bayespilot.stage2 import Stage2Classifier
-            if a.variant != 'default':   # the variants start from the calibration-split procedure (built-in refit off)
-                from bench_stage2_variants import VARIANTS; Stage2Classifier = VARIANTS[a.variant]; params = {'refit': False, **params}
             args = ', '.join(f'{k}={v!r}' for k, v in params.items())
             out['stage2'] = (Stage2Classifier(**params), f'{Stage2Classifier.__name__}({args})')
         except ImportError as e: out['stage2'] = (None, f'bayespilot.stage2.Stage2Classifier not importable: {e}')
@@ -202,14 +200,14 @@ def provenance():
 def bench_quality(a, out):
     "Run the quality benchmark on every requested table and write the JSON and markdown reports."
     folds = 2 if a.quick else a.folds
-    report = dict(benchmark='stage2_quality', quick=a.quick, variant=a.variant, stage2_params=json.loads(a.stage2_params), folds=folds, seed=a.seed, n_jobs=a.n_jobs, cpu_count=os.cpu_count(),
+    report = dict(benchmark='stage2_quality', quick=a.quick, stage2_params=json.loads(a.stage2_params), folds=folds, seed=a.seed, n_jobs=a.n_jobs, cpu_count=os.cpu_count(),
                   python=platform.python_version(), sklearn=sklearn.__version__, created_at=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
                   loadavg_start=[round(x, 2) for x in os.getloadavg()], provenance=provenance(), tables={}, goals=[], notes=[])
     if a.synthetic_rf_trees != 300:
         report['notes'].append(f'synthetic table: the plain random forest uses n_estimators={a.synthetic_rf_trees} instead of 300 to keep the benchmark within its time budget')
     if a.no_stage2: report['notes'].append('--no-stage2: plain pipelines only, no goals evaluated')
-    if a.variant != 'default' or a.stage2_params != '{}':
-        report['notes'].append(f'experiment: Stage 2 variant {a.variant!r} with constructor params {a.stage2_params} (not the shipped defaults)')
+    if a.stage2_params != '{}':
+        report['notes'].append(f'experiment: Stage2Classifier with constructor params {a.stage2_params} (not the shipped defaults)')
     t0 = time.perf_counter()
     for table in a.tables:
         report['tables'][table], g = bench_table(table, a, folds)
@@ -313,11 +311,6 @@ def parse(argv):
     ap.add_argument('--n-jobs', type=int, default=2, help='CV folds fitted in parallel processes; each model runs single-threaded (default: 2)')
     ap.add_argument('--stage2-params', default='{}', help="JSON of Stage2Classifier constructor arguments to experiment with "
                     "(default: '{}' = the defaults the goals are about)")
-    ap.add_argument('--variant', choices=['default', 'refit', 'blend', 'blend_refit'], default='default',
-                    help="experimental Stage 2 procedure from bench/bench_stage2_variants.py: 'refit' refits the selected "
-                         "candidate on all rows with cross-fitted calibration, 'blend' may pick the mean of the calibrated candidates, "
-                         "'blend_refit' does both "
-                         "(default: 'default' = Stage2Classifier as shipped)")
     ap.add_argument('--plain-from', metavar='JSON', help='reuse the plain pipelines\' figures from an earlier stage2_quality JSON '
                     '(same --seed and --folds) instead of refitting them; for Stage 2 experiments (default: refit)')
     ap.add_argument('--diagnose', action='store_true', help='also fit Stage 2 once on the first fold\'s training rows and '

@@ -153,7 +153,7 @@ def bench_table(table, a, folds):
         probs[name] = p
         if name == 'stage2' and a.diagnose:
             diag = diagnose(model, X, y, cv)
-            print(f'   {"":<14} fold 1: selected {diag["selected"]} ({diag["calibration"]}); calibration-split log loss '
+            print(f'   {"":<14} fold 1: selected {diag["selected"]} ({diag["calibration"]}); out-of-fold selection log loss '
                   + ', '.join(f"{c['candidate']} {c.get('log_loss', float('nan')):.4f}" for c in diag['candidates']), flush=True)
         m = {k: round(float(v), 5) for k, v in classification_metrics(y, p).items()}
         res[name] = dict(model=d, cv_seconds=round(secs, 1), **m) | ({'fold1_diagnosis': diag} if name == 'stage2' and a.diagnose else {})

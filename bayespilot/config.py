@@ -114,7 +114,7 @@ class Stage2Settings(_Section):
     calibration: list[Literal['sigmoid', 'isotonic']] = ['sigmoid', 'isotonic']
     selection: Literal['log_loss', 'expected_value', 'expected_profit'] = 'log_loss'
     stack: bool = Field(True, description="the non-negative logistic stack of the calibrated candidates competes too, scored out of fold like them")
-    refit: Union[bool, Literal['auto']] = Field('auto', description="select on out-of-fold scores over all training rows and refit the winner on all of them; 'auto' = below 50 000 rows")
+    refit: Union[bool, Literal['auto']] = Field('auto', description="select on out-of-fold scores over all training rows and refit the winner on all of them; 'auto' = below 30 000 rows")
     registered_model: str = 'bayespilot-churn'
     alias: str = 'champion'
 

@@ -60,7 +60,7 @@ def fit_and_calibrate(stage2: Stage2Settings, schema, X_tr, y_tr, X_cal, y_cal, 
     return out
 
 # %% ../nbs/09_stage2.ipynb #ff830416
-REFIT_FOLDS, REFIT_AUTO_ROWS = 5, 50_000
+REFIT_FOLDS, REFIT_AUTO_ROWS = 5, 30_000
 
 def _cross_fit_one(name: str, stage2: Stage2Settings, schema, X, y, cv, feature_settings, random_state: int,
                    n_jobs: int, refit: bool) -> Candidate:

@@ -96,21 +96,25 @@ def sequential(port, path, bodies, warmup=100) -> dict:
 
 
 async def _concurrent(port, reqs, concurrency) -> float:
-    conns, it, bad = await _connections(port, concurrency), iter(reqs), [0]
-    async def loop(reader, writer, items):
-        for req in items: bad[0] += await _exchange(reader, writer, req) != 200
-    await asyncio.gather(*(loop(r, w, reqs[:2]) for r, w in conns))  # warm every connection
+    conns, it, bad, reopened = [list(c) for c in await _connections(port, concurrency)], iter(reqs), [0], [0]
+    async def loop(conn, items):
+        for req in items:
+            try: bad[0] += await _exchange(*conn, req) != 200
+            except (asyncio.IncompleteReadError, ConnectionError):  # the server closed an idle keep-alive connection:
+                conn[1].close(); conn[:] = await asyncio.open_connection('127.0.0.1', port); reopened[0] += 1  # reopen, resend
+                bad[0] += await _exchange(*conn, req) != 200
+    await asyncio.gather(*(loop(c, reqs[:2]) for c in conns))  # warm every connection
     t = time.perf_counter()
-    await asyncio.gather(*(loop(r, w, it) for r, w in conns))  # connections share one iterator of requests
+    await asyncio.gather(*(loop(c, it) for c in conns))  # connections share one iterator of requests
     dt = time.perf_counter() - t
     for _, w in conns: w.close()
-    return (len(reqs) - bad[0]) / dt, bad[0]
+    return (len(reqs) - bad[0]) / dt, bad[0], reopened[0]
 
 
 def concurrent(port, path, bodies, concurrency) -> dict:
     "Successful requests per second with `concurrency` keep-alive connections sending back to back; errors counted."
-    rate, errors = asyncio.run(_concurrent(port, _raw_requests(port, path, bodies), concurrency))
-    return {'requests_per_s': rate, 'errors': errors, 'n': len(bodies), 'concurrency': concurrency}
+    rate, errors, reopened = asyncio.run(_concurrent(port, _raw_requests(port, path, bodies), concurrency))
+    return {'requests_per_s': rate, 'errors': errors, 'n': len(bodies), 'concurrency': concurrency, 'reopened_connections': reopened}
 
 
 def median_runs(fn, runs) -> dict:

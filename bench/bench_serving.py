@@ -33,12 +33,13 @@ def free_port() -> int:
 
 class Server:
     "A server subprocess in its own process group; waits until `ready_path` answers, always killed on exit."
-    def __init__(self, name, cmd, env, ready_path, port, workdir, timeout=180):
+    def __init__(self, name, cmd, env, ready_path, port, workdir, timeout=180, logdir=None):
         self.name, self.cmd, self.env, self.ready_path, self.port, self.workdir, self.timeout = name, cmd, env, ready_path, port, workdir, timeout
+        self.logdir = logdir or workdir    # the server's output goes here (never into the project folder it may run in)
         self.base = f'http://127.0.0.1:{port}'
 
     def __enter__(self):
-        self.out = open(Path(self.workdir)/f'{self.name}.out', 'wb')
+        self.out = open(Path(self.logdir)/f'{self.name}.out', 'wb')
         self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=self.out, stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True)
         deadline = time.monotonic() + self.timeout
         while True:
@@ -248,7 +249,7 @@ def main(argv=None):
                'servers': {}}
         for name, (cmd, env, ready, port, path, bs) in servers.items():
             print(f'-- {name}', flush=True)
-            with Server(name, cmd, env, ready, port, work if name != 'mlflow' else m['cwd']) as srv:
+            with Server(name, cmd, env, ready, port, work if name != 'mlflow' else m['cwd'], logdir=work) as srv:
                 f = a.mlflow_fraction if name == 'mlflow' else 1.0
                 seq = median_runs(lambda: sequential(port, path, bs[:int(a.sequential * f)]), a.runs)
                 con = median_runs(lambda: concurrent(port, path, bs[:int(a.concurrent * f)], a.concurrency), a.runs)

@@ -124,8 +124,9 @@ def main(argv=None):
     out = ROOT / 'reports' / 'bench'; out.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out, suffix='.tmp')
     with os.fdopen(fd, 'w') as f: json.dump(res, f, indent=2)
-    os.replace(tmp, out / 'decision.json')
-    print('wrote', out / 'decision.json')
+    dest = out / ('decision_quick.json' if a.quick else 'decision.json')   # a smoke run never overwrites the figures
+    os.replace(tmp, dest)
+    print('wrote', dest)
     return 0 if al['goal_met'] else 1
 
 

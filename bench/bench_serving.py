@@ -280,11 +280,12 @@ def main(argv=None):
         res['goals_met'] = goals
         res['load_average_at_end'] = list(os.getloadavg())
         OUT.mkdir(parents=True, exist_ok=True)
-        (OUT/'serving.json').write_text(json.dumps(res, indent=2))
-        plot(res, OUT/'serving.png')
+        stem = 'serving_quick' if a.quick else 'serving'   # a smoke run never overwrites the figures
+        (OUT/f'{stem}.json').write_text(json.dumps(res, indent=2))
+        plot(res, OUT/f'{stem}.png')
         print(json.dumps({'ratios': res['ratios'], 'goals_met': goals,
                           'batch_rows_per_s': bp['batch_1000']['rows_per_s']}, indent=2))
-        print(f'figures: {OUT/"serving.json"}, {OUT/"serving.png"}')
+        print(f'figures: {OUT/(stem + ".json")}, {OUT/(stem + ".png")}')
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -840,7 +840,8 @@ async def ready(request: Request):
 def model_info(m: LoadedModel) -> dict:
     "What `/model` shows."
     c = m.card
-    return {'name': c.get('name'), 'model_version': m.version, 'registered_model': c.get('registered_model'),
+    return {'name': c.get('name'), 'model': c.get('model'), 'calibration': c.get('calibration'), 'params': c.get('params'),
+            'model_version': m.version, 'registered_model': c.get('registered_model'),
             'sha256': m.sha256, 'artifact': str(m.path), 'created_at': c.get('created_at'), 'metrics': c.get('metrics'),
             'thresholds': {'review': m.decision.review_threshold, 'escalate': m.decision.escalate_threshold, **(c.get('thresholds') or {})},
             'policy': m.decision.model_dump(mode='json'), 'policy_source': m.policy_source,

@@ -132,3 +132,25 @@ def test_nothing_trainable_is_one_clear_error(tmp_path, shared_data):
     assert len(errors) == 1 and 'no candidate could be trained: logistic_regression' in errors[0] and "'C' parameter" in errors[0]
     assert 'Traceback' not in r.stderr
     assert not (work/'models'/'artifacts'/'deployed_pipeline.pkl').exists()
+
+
+def test_the_deployed_model_serves_over_http(telco_run, tmp_path):
+    "train-stage2, then uvicorn on its artifact: /model names what was deployed, /predict returns the artifact's own probability."
+    import httpx
+    from api_fixtures import live_server
+    from bayespilot.tracking import load_artifact
+    work, _, _ = telco_run
+    path = work/'models'/'artifacts'/'deployed_pipeline.pkl'
+    model, card = load_artifact(path)
+    raw = pd.read_csv(work/'..'/'shared'/'data'/'telco_churn.csv', dtype=str).sample(25, random_state=0)
+    numeric = set(card['schema']['numeric'])
+    with live_server(path, tmp_path/'predictions.jsonl') as (base, _):
+        info = httpx.get(f'{base}/model').json()
+        assert info['fast_path'] is True, info['fast_path_reason']             # the compiled scorer passed its self-check
+        assert (info['model'], info['calibration'], info['params']) == (card['model'], card['calibration'], card['params'])
+        for _, r in raw.iterrows():
+            body = {k: (float(v) if k in numeric else v) for k, v in r.items() if k != 'Churn' and str(v).strip()}
+            res = httpx.post(f'{base}/predict', json=body)
+            assert res.status_code == 200, res.text
+            expected = model.predict_proba(pd.DataFrame([body]))[0, 1]
+            assert abs(res.json()['churn_probability'] - expected) < 1e-9, (body, res.json(), expected)

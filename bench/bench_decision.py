@@ -12,7 +12,8 @@ import scipy
 from scipy import optimize, sparse
 
 from bayespilot.config import DataSettings, DecisionSettings, FeatureSettings
-from bayespilot.decision import _decide_array, allocate, decide, decide_batch, expected_values, policy_report
+from bayespilot.decision import allocate, decide, decide_arrays, decide_batch, expected_values
+from bayespilot.profit import policy_report
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPACITY = {'review': 500, 'escalate': 50}
@@ -71,20 +72,21 @@ def bench_single(n=2000, seed=3):
     p, v = customers(n, seed)
     p, v = p.tolist(), v.tolist()
     ds = DecisionSettings()
-    for pi, vi in zip(p, v): assert decide(pi, vi, ds, warn=False) == _decide_array(pi, vi, ds, False), (pi, vi)
+    for pi, vi in zip(p, v): assert decide(pi, vi, ds, warn=False) == decide_arrays(pi, vi, ds, False), (pi, vi)
     per_call = lambda f: statistics.median(timed(lambda: [f(pi, vi) for pi, vi in zip(p, v)], 5)[1]) / n
     scalar = per_call(lambda pi, vi: decide(pi, vi, ds, warn=False))
-    vector = per_call(lambda pi, vi: _decide_array(pi, vi, ds, False))
+    vector = per_call(lambda pi, vi: decide_arrays(pi, vi, ds, False))
     return dict(n=n, decide_us=round(scalar * 1e6, 2), vectorised_us=round(vector * 1e6, 2), speedup=round(vector / scalar, 1), identical=True)
 
 
 def bench_oracle(n, seed=7):
     "Model-policy / oracle-policy profit on n synthetic test rows (model: the shared pipeline + logistic regression on n other rows)."
     try:
-        from bayespilot.data import generate, prepare
+        from bayespilot.data import prepare
         from bayespilot.features import make_pipeline
+        from bayespilot.synthetic import generate
     except ImportError as e:
-        return dict(skipped=f'bayespilot.data / features not importable: {e}')
+        return dict(skipped=f'bayespilot.synthetic / data / features not importable: {e}')
     from sklearn.linear_model import LogisticRegression
     df, truth = generate(2 * n, seed=seed)
     d = prepare(df, DataSettings())

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bayespilot.monitoring import MetricsRegistry, PredictionLog, prediction_record, read_log, to_json_line
+from bayespilot.monitoring import PredictionLog, prediction_record, read_log, to_json_line
+from bayespilot.worker_metrics import MetricsRegistry
+from common import portable
 
 ROOT = Path(__file__).resolve().parent.parent
 FEATURES = {'tenure_months': 14, 'contract': 'month-to-month', 'plan': 'standard', 'monthly_charges': 71.35,
@@ -86,7 +88,7 @@ def main(argv=None):
         out = {k: round(v, 2) if isinstance(v, float) else v for k, v in out.items()}
         out['machine'] = dict(cpus=os.cpu_count(), load_average_1m=round(os.getloadavg()[0], 1),
                               python=platform.python_version(), platform=platform.platform(),
-                              filesystem_dir=str(tmp.parent))
+                              filesystem_dir=portable(tmp.parent))   # '<tmp>': the system temp folder
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     dest = ROOT / 'reports' / 'bench' / 'monitoring.json'

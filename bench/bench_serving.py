@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from common import portable
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT/'reports'/'bench'
 PY = sys.executable
@@ -138,8 +140,8 @@ FLOOR_APP = textwrap.dedent('''
 
 def prepare_model(work: Path, quick: bool, model=None, tracking_uri=None) -> dict:
     "The artifact and registered model to serve: the deployed ones when present, else a scratch one."
+    from bayespilot.artifacts import read_card
     from bayespilot.config import Settings
-    from bayespilot.tracking import read_card
     s = Settings()
     art = Path(model) if model else ROOT/s.serving.model_path
     if art.is_file():
@@ -156,10 +158,12 @@ def scratch_model(work: Path, quick: bool) -> dict:
     "Train a small LR pipeline, save it with a card and register it as bayespilot-churn@champion in a scratch store."
     import mlflow
     from sklearn.linear_model import LogisticRegression
+    from bayespilot.artifacts import save_artifact
     from bayespilot.config import DataSettings, FeatureSettings, TrackingSettings
-    from bayespilot.data import generate, prepare
+    from bayespilot.data import prepare
     from bayespilot.features import make_pipeline
-    from bayespilot.tracking import log_model, register, save_artifact, setup_mlflow
+    from bayespilot.synthetic import generate
+    from bayespilot.tracking import log_model, register, setup_mlflow
     table, _ = generate(3000 if quick else 20000, seed=42)
     ds = prepare(table, DataSettings())
     pipe = make_pipeline(ds.schema, FeatureSettings(), LogisticRegression(max_iter=2000)).fit(ds.X, ds.y)
@@ -176,8 +180,8 @@ def scratch_model(work: Path, quick: bool) -> dict:
 
 def request_rows(artifact: Path, n: int) -> list[dict]:
     "Realistic request bodies: complete rows of a freshly generated synthetic table, the model's features only."
-    from bayespilot.data import generate
-    from bayespilot.tracking import read_card
+    from bayespilot.artifacts import read_card
+    from bayespilot.synthetic import generate
     schema = read_card(artifact)['schema']
     feats = schema['numeric'] + schema['categorical']
     table, _ = generate(2 * n, seed=7)
@@ -235,7 +239,8 @@ def main(argv=None):
                                           '--log-level', 'warning', '--no-access-log', *extra]
         servers = {
             'floor': (uv('floor_app:app', p := free_port(), ['--app-dir', str(work)]), base_env, '/health', p, '/predict', bodies),
-            'bayespilot': (uv('bayespilot.api:app', p := free_port()), base_env | {'BAYESPILOT_MODEL_PATH': str(m['artifact']),
+            'bayespilot': (uv('bayespilot.api:create_app', p := free_port(), ['--factory']),   # app factory, as `serve` runs it
+                           base_env | {'BAYESPILOT_MODEL_PATH': str(m['artifact']),
                            'BAYESPILOT_LOG_PATH': str(work/'predictions.jsonl'), 'BAYESPILOT_METRICS_DIR': tempfile.mkdtemp(dir=work)},
                            '/ready', p, '/predict', bodies)}
         if not a.skip_mlflow:
@@ -244,7 +249,7 @@ def main(argv=None):
                                  '/ping', p, '/invocations', mlflow_bodies)
         res = {'config': {'runs': a.runs, 'sequential_requests': a.sequential, 'concurrent_requests': a.concurrent,
                           'concurrency': a.concurrency, 'model_source': m['source'], 'model_uri': m['model_uri'],
-                          'artifact': str(m['artifact']), 'cpus': os.cpu_count(), 'python': platform.python_version(),
+                          'artifact': portable(m['artifact'], work), 'cpus': os.cpu_count(), 'python': platform.python_version(),
                           'load_average_at_start': list(os.getloadavg())},
                'servers': {}}
         for name, (cmd, env, ready, port, path, bs) in servers.items():

@@ -31,8 +31,10 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from bayespilot.config import DataSettings
-from bayespilot.data import generate, load_dataset, prepare
+from bayespilot.data import load_dataset, prepare
 from bayespilot.metrics import classification_metrics
+from bayespilot.synthetic import generate
+from common import portable
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / 'shared' / 'data'
@@ -51,11 +53,11 @@ def load(name, a):
         df, truth = generate(a.synthetic_rows, seed=a.seed)
         d = prepare(df, DataSettings())
         p_true = truth.set_index('customer_id')['churn_probability'].loc[d.ids].to_numpy()
-        return d.X, d.y, p_true, f'bayespilot.data.generate({a.synthetic_rows}, seed={a.seed})'
+        return d.X, d.y, p_true, f'bayespilot.synthetic.generate({a.synthetic_rows}, seed={a.seed})'
     spec = dict(TABLES[name]); path = DATA / spec.pop('path')
-    if not path.exists(): return None, None, None, f'{path} not found (../shared/data absent), skipped'
+    if not path.exists(): return None, None, None, f'{portable(path)} not found (../shared/data absent), skipped'
     d = load_dataset(DataSettings(path=path, **spec))
-    return d.X, d.y, None, str(path)
+    return d.X, d.y, None, portable(path)
 
 
 def plain_pipeline(X, estimator):
@@ -260,7 +262,7 @@ def timed_training(cmd, rows, runs, tmp, seed, extra=(), label=None):
     return dict(rows=rows, runs=runs, runs_s=times, median_s=round(statistics.median(times), 1),
                 cpu_runs_s=cpus, cpu_median_s=round(statistics.median(cpus), 1),
                 loadavg_before=la, loadavg_after=[round(x, 2) for x in os.getloadavg()],
-                command='bayespilot ' + ' '.join(args[:-4]) + ' --seed N --tracking-uri sqlite:///<run dir>/mlflow.db')
+                command='bayespilot ' + ' '.join(portable(x, tmp) for x in args[:-4]) + ' --seed N --tracking-uri sqlite:///<run dir>/mlflow.db')
 
 
 def bench_speed(a, out):

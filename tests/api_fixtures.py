@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from bayespilot.artifacts import save_artifact
 from bayespilot.config import DataSettings, DecisionSettings, FeatureSettings
-from bayespilot.data import generate, prepare
+from bayespilot.data import prepare
 from bayespilot.features import make_pipeline
-from bayespilot.tracking import save_artifact
+from bayespilot.synthetic import generate
 
 __all__ = ['fitted', 'fit_model', 'save_model', 'free_port', 'live_server', 'model_dir', 'API_KEY', 'example_row', 'post_many']
 
@@ -68,15 +69,16 @@ def free_port() -> int:
 
 @contextmanager
 def live_server(model_path, log_path, workers=1, api_key=None, extra_env=None, timeout=60):
-    "Run `uvicorn bayespilot.api:app` on a free port; yields (base_url, process); always killed on exit."
+    "Run `uvicorn --factory bayespilot.api:create_app` on a free port; yields (base_url, process); always killed."
     port, mdir = free_port(), tempfile.mkdtemp(prefix='bp-metrics-')
     env = {k: v for k, v in os.environ.items() if not k.startswith('BAYESPILOT_')}
     env |= {'BAYESPILOT_MODEL_PATH': str(model_path), 'BAYESPILOT_LOG_PATH': str(log_path), 'BAYESPILOT_METRICS_DIR': mdir,
             'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1', **(extra_env or {})}
     if api_key: env['BAYESPILOT_API_KEY'] = api_key
     out = open(Path(log_path).parent/f'uvicorn-{port}.out', 'wb')
-    proc = subprocess.Popen([sys.executable, '-m', 'uvicorn', 'bayespilot.api:app', '--host', '127.0.0.1', '--port', str(port),
-                             '--workers', str(workers), '--log-level', 'warning', '--no-access-log'],
+    proc = subprocess.Popen([sys.executable, '-m', 'uvicorn', '--factory', 'bayespilot.api:create_app',
+                             '--host', '127.0.0.1', '--port', str(port), '--workers', str(workers),
+                             '--log-level', 'warning', '--no-access-log'],
                             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     base = f'http://127.0.0.1:{port}'
     try:

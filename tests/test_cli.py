@@ -71,7 +71,7 @@ def test_train_records_one_mlflow_run(project):
 
 
 def test_artifact_scores_raw_rows_and_rejects_tampering(project, tmp_path):
-    from bayespilot.tracking import IntegrityError, load_artifact
+    from bayespilot.artifacts import IntegrityError, load_artifact
     root, _, _ = project
     model, card = load_artifact(root/'models'/'artifacts'/'churn_pipeline.pkl')
     raw = pd.read_csv(root/'data'/'churn.csv', dtype=str, keep_default_na=False).head(20)  # text as in the file
@@ -88,7 +88,7 @@ def test_artifact_scores_raw_rows_and_rejects_tampering(project, tmp_path):
 def test_help_describes_every_flag():
     exe = Path(sys.executable).parent/'bayespilot'  # the console script
     flags = {'generate': ['--n', '--seed', '--out', '--drift', '--config'],
-             'train': ['--config', '--data', '--target', '--positive', '--id', '--value', '--exclude', '--seed',
+             'train': ['--config', '--data', '--target', '--positive', '--id', '--value', '--exclude', '--truth', '--seed',
                        '--artifacts-dir', '--reports-dir', '--tracking-uri', '--quiet'],
              'serve': ['--host', '--port', '--workers', '--model', '--config']}
     for cmd, expected in flags.items():

@@ -9,8 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bayespilot.monitoring import (MetricsRegistry, PredictionLog, TornLineWarning, clear_metrics_dir, log_files,
-                                   read_log)
+from bayespilot.monitoring import PredictionLog, TornLineWarning, log_files, read_log
+from bayespilot.worker_metrics import MetricsRegistry, clear_metrics_dir
 
 CTX = mp.get_context('fork')
 
@@ -253,7 +253,8 @@ def test_render_parses_with_prometheus_client(tmp_path):
 _APP = '''
 import os, time, uuid
 from fastapi import FastAPI, Response
-from bayespilot.monitoring import CONTENT_TYPE, MetricsRegistry, PredictionLog, prediction_record
+from bayespilot.monitoring import PredictionLog, prediction_record
+from bayespilot.worker_metrics import CONTENT_TYPE, MetricsRegistry
 app = FastAPI()
 log, reg = PredictionLog(os.environ['TEST_LOG_PATH'], max_bytes=100_000, backups=1000), MetricsRegistry()
 

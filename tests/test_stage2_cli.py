@@ -103,7 +103,7 @@ def test_registry_alias_points_at_the_logged_run(telco_run):
 
 
 def test_deployed_artifact_loads_and_predicts_raw_rows(telco_run):
-    from bayespilot.tracking import load_artifact
+    from bayespilot.artifacts import load_artifact
     work, _, _ = telco_run
     model, card = load_artifact(work/'models'/'artifacts'/'deployed_pipeline.pkl')
     raw = pd.read_csv(work/'..'/'shared'/'data'/'telco_churn.csv', dtype=str).head(50)   # all text, TotalCharges blanks included
@@ -138,7 +138,7 @@ def test_the_deployed_model_serves_over_http(telco_run, tmp_path):
     "train-stage2, then uvicorn on its artifact: /model names what was deployed, /predict returns the artifact's own probability."
     import httpx
     from api_fixtures import live_server
-    from bayespilot.tracking import load_artifact
+    from bayespilot.artifacts import load_artifact
     work, _, _ = telco_run
     path = work/'models'/'artifacts'/'deployed_pipeline.pkl'
     model, card = load_artifact(path)

@@ -10,7 +10,7 @@ PORT  ?= 8000
 export MLFLOW_DISABLE_TELEMETRY := true
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help venv run train train-stage2 serve test check-sync nbtest pytest bench export clean-nb lab mlflow-ui
+.PHONY: help venv run monitor train train-stage2 serve test check-sync nbtest pytest bench export clean-nb lab mlflow-ui
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -23,11 +23,16 @@ $(STAMP): settings.ini setup.py
 
 venv: $(STAMP)  ## create .venv and install bayespilot with its dev tools
 
-run: $(STAMP)  ## generate synthetic data, train Stage 1 and Stage 2, then serve the API
+run: $(STAMP)  ## generate synthetic data, train Stage 1 and Stage 2, score the base, then serve the API
 	$(BIN)/bayespilot generate --n $(N) --seed 42 --out data/churn.csv
 	$(BIN)/bayespilot train --config configs/default.toml
 	$(BIN)/bayespilot train-stage2 --config configs/default.toml
+	$(BIN)/bayespilot score --config configs/default.toml --data data/churn.csv --out reports/score/decisions.parquet --overwrite
+	$(MAKE) --no-print-directory monitor
 	$(BIN)/bayespilot serve --config configs/default.toml --host $(HOST) --port $(PORT)
+
+monitor: $(STAMP)  ## monitoring report of the synthetic test split: reports/monitoring/table-churn-test/ (exit 3 = alert)
+	$(BIN)/bayespilot monitor --config configs/default.toml --split test --quiet || test $$? -eq 3
 
 test: $(STAMP) check-sync nbtest pytest  ## sync check, notebook tests, end-to-end tests
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/17_api.ipynb #ccf1bcde
 from __future__ import annotations
-import asyncio, hmac, json, os, re, time
+import asyncio, hmac, json, os, re, sys, time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,24 +14,27 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
-from .config import ConfigError, Settings, load_settings
+from starlette.requests import ClientDisconnect
+from .config import Settings
 from .schema import level
 from .artifacts import to_jsonable
 from .decision import decide, decide_batch
-from .model_store import (LOAD_ERRORS, LoadedModel, ReloadWatch, announce, announcement_due,
-                                    follow_announcement, forget_announcement, load_model, read_announcement,
-                                    reload_watch)
-from .monitoring import PredictionLog, prediction_record
-from .worker_metrics import CONTENT_TYPE, METRICS_DIR_ENV, MetricsRegistry, prepare_metrics_dir
+from .model_store import (CHECK_EVERY, LOAD_ERRORS, LoadedModel, announce, announcement_due,
+                                    follow_announcement, load_model, public_text, reload_target)
+from .monitoring import prediction_record
+from .reference import reference_summary
+from .worker_metrics import CONTENT_TYPE
+from .runtime import Runtime, make_runtime, settings_from_env, try_load
 
 # %% auto #0
-__all__ = ['APP_FACTORY', 'parse_row', 'settings_from_env', 'Runtime', 'make_runtime', 'try_load', 'BodyTooLarge',
-           'RequestMetrics', 'ReloadFollower', 'ApiKeyCheck', 'BodySizeLimit', 'NotReady', 'predict', 'predict_batch',
-           'health', 'ready', 'model_info', 'model', 'metrics', 'ReloadRequest', 'reload', 'PredictResponse',
-           'create_app', 'worker_environment', 'serve']
+__all__ = ['parse_row', 'BodyTooLarge', 'RequestMetrics', 'watch_reloads', 'ApiKeyCheck', 'BodyTimeout', 'BodySizeLimit',
+           'new_request_id', 'client_request_id', 'NotReady', 'UnsupportedMediaType', 'json_body', 'predict',
+           'predict_batch', 'health', 'ready', 'model_info', 'model', 'metrics', 'ReloadRequest', 'reload',
+           'PredictResponse', 'create_app']
 
 # %% ../nbs/17_api.ipynb #555d2266
 def parse_row(m: LoadedModel, req: BaseModel) -> tuple[dict, Optional[str], float, list[str]]:
@@ -44,46 +47,6 @@ def parse_row(m: LoadedModel, req: BaseModel) -> tuple[dict, Optional[str], floa
     if miss: warn.append(f"missing features imputed: {', '.join(miss)}")
     value = d.get('value')
     return row, d.get('customer_id'), m.decision.default_value if value is None else float(value), warn
-
-# %% ../nbs/17_api.ipynb #009b6511
-def settings_from_env() -> Settings:
-    "Settings from `BAYESPILOT_SETTINGS_JSON`, else the `BAYESPILOT_CONFIG` file, else the defaults."
-    raw = os.environ.get('BAYESPILOT_SETTINGS_JSON')
-    if raw:
-        try: return Settings.model_validate_json(raw)
-        except ValidationError as e: raise ConfigError(f'BAYESPILOT_SETTINGS_JSON: {e}') from None
-    return load_settings(os.environ.get('BAYESPILOT_CONFIG') or None)
-
-@dataclass
-class Runtime:
-    "The running app's state; `model` is swapped atomically on reload."
-    settings: Settings
-    model_path: Path
-    log: PredictionLog
-    metrics: MetricsRegistry
-    api_key: Optional[bytes] = None
-    model: Optional[LoadedModel] = None
-    error: Optional[str] = None
-    watch: ReloadWatch = field(default_factory=ReloadWatch)
-
-# %% ../nbs/17_api.ipynb #671a705d
-def make_runtime(settings: Settings | None = None, model_path=None) -> Runtime:
-    "The runtime from the arguments; without `settings`, from the environment variables, then the settings they name."
-    env = (lambda k: None) if settings is not None else os.environ.get  # explicit settings are not overridden
-    s = settings or settings_from_env()
-    path = Path(model_path or env('BAYESPILOT_MODEL_PATH') or s.serving.model_path)
-    log = PredictionLog(Path(env('BAYESPILOT_LOG_PATH') or s.serving.log_path), max_bytes=s.serving.log_max_bytes)
-    key, mdir = os.environ.get(s.serving.api_key_env) or None, os.environ.get(METRICS_DIR_ENV) or None
-    rt = Runtime(s, path, log, MetricsRegistry(mdir), key.encode() if key else None, watch=reload_watch(mdir))
-    ann = read_announcement(rt.watch)
-    if ann: rt.model_path, rt.watch.seen_mtime = Path(ann['model_path']), ann['mtime_ns']  # started after a reload
-    return rt
-
-def try_load(rt: Runtime, path=None) -> Runtime:
-    "Load the model into `rt`, or record why it cannot be served (the app starts either way, not ready)."
-    try: rt.model, rt.error = load_model(path or rt.model_path, rt.settings), None
-    except LOAD_ERRORS as e: rt.model, rt.error = None, f'{type(e).__name__}: {e}'
-    return rt
 
 # %% ../nbs/17_api.ipynb #7cee3587
 class BodyTooLarge(Exception):
@@ -135,18 +98,14 @@ async def _follow_reload(rt: Runtime, app: FastAPI, ann: dict):
     new = await run_in_threadpool(follow_announcement, rt.watch, ann, rt.settings)
     if new is not None: rt.model, rt.error, rt.model_path, app.openapi_schema = new, None, new.path, None
 
-class ReloadFollower(_RuntimeMiddleware):
-    "After each request: when another worker announced a reload, follow it in the background."
-    def __init__(self, app, owner: FastAPI): super().__init__(app, owner); self.tasks = set()
-
-    async def __call__(self, scope, receive, send):
-        try: await self.app(scope, receive, send)
-        finally:
-            rt = self.runtime(scope)
-            ann = rt and announcement_due(rt.watch, rt.model.sha256 if rt.model else None)
-            if ann:
-                task = asyncio.get_running_loop().create_task(_follow_reload(rt, self.owner, ann))
-                self.tasks.add(task); task.add_done_callback(self.tasks.discard)
+async def watch_reloads(rt: Runtime, app: FastAPI, every: float = CHECK_EVERY):
+    "Forever: every `every` seconds, follow a reload another worker announced (a background task of the lifespan)."
+    while True:
+        await asyncio.sleep(every)
+        try:
+            ann = announcement_due(rt.watch, rt.model.identity if rt.model else None)
+            if ann: await _follow_reload(rt, app, ann)
+        except Exception as e: print(f'bayespilot: reload not followed: {e}', file=sys.stderr)
 
 # %% ../nbs/17_api.ipynb #12e4bdb4
 class ApiKeyCheck(_RuntimeMiddleware):
@@ -160,26 +119,39 @@ class ApiKeyCheck(_RuntimeMiddleware):
         await self.app(scope, receive, send)
 
 # %% ../nbs/17_api.ipynb #1ad3b0fd
+class BodyTimeout(Exception):
+    "The client did not send the whole body within `serving.body_timeout` seconds."
+
+def _too_big(limit: int) -> dict:
+    "The 413 body."
+    return {'detail': f'request body larger than {limit} bytes (serving.max_body_bytes); split the batch'}
+
 class BodySizeLimit(_RuntimeMiddleware):
-    "413 for a body over `serving.max_body_bytes`: a declared Content-Length before reading, else as bytes arrive."
+    "413 for a body over `serving.max_body_bytes` (declared or counted); 408 when not sent within `body_timeout`."
     async def __call__(self, scope, receive, send):
         rt = self.runtime(scope)
         if rt is None: return await self.app(scope, receive, send)
-        limit, declared = rt.settings.serving.max_body_bytes, _header(scope, b'content-length')
-        too_big = {'detail': f'request body larger than {limit} bytes (serving.max_body_bytes); split the batch'}
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            return await _send_json(send, 413, too_big)
-        seen, started = [0], [False]
-        async def receive_counting():
-            msg = await receive()
-            seen[0] += len(msg.get('body', b''))
-            if seen[0] > limit: raise BodyTooLarge()
+        sv, declared = rt.settings.serving, _header(scope, b'content-length')
+        if declared is not None and (not declared.isdigit() or int(declared) > sv.max_body_bytes):
+            return await _send_json(send, 413, _too_big(sv.max_body_bytes))
+        seen, started, done = [0], [False], [False]
+        deadline = asyncio.get_running_loop().time() + sv.body_timeout
+        async def receive_limited():
+            if done[0]: return await receive()  # after the body: waiting for a disconnect is not limited
+            try:
+                async with asyncio.timeout_at(deadline): msg = await receive()
+            except TimeoutError: raise BodyTimeout() from None
+            seen[0] += len(msg.get('body', b'')); done[0] = not msg.get('more_body', False)
+            if seen[0] > sv.max_body_bytes: raise BodyTooLarge()
             return msg
         async def send_noting_start(msg):
             started[0] = True; await send(msg)
-        try: await self.app(scope, receive_counting, send_noting_start)
+        try: await self.app(scope, receive_limited, send_noting_start)
         except BodyTooLarge:
-            if not started[0]: await _send_json(send, 413, too_big)
+            if not started[0]: await _send_json(send, 413, _too_big(sv.max_body_bytes))
+        except BodyTimeout:
+            late = {'detail': f'request body not received within {sv.body_timeout:g} s (serving.body_timeout)'}
+            if not started[0]: await _send_json(send, 408, late, [(b'connection', b'close')])
 
 # %% ../nbs/17_api.ipynb #092374b8
 def _error_lines(errors: list[dict]) -> list[dict]:
@@ -206,13 +178,27 @@ def _validate(model: type[BaseModel], body: bytes) -> BaseModel:
 # %% ../nbs/17_api.ipynb #93e272ad
 _RID = re.compile(r'^[A-Za-z0-9._-]{1,64}$')
 
-def _request_id(request: Request) -> str:
-    "The client's X-Request-ID when well formed, else 32 random hex digits."
+def new_request_id() -> str:
+    "32 random hex digits: the request id the server logs and returns."
+    return os.urandom(16).hex()
+
+def client_request_id(request: Request) -> Optional[str]:
+    "The client's X-Request-ID when well formed (kept as `client_request_id`), else None."
     rid = request.headers.get('x-request-id')
-    return rid if rid and _RID.match(rid) else os.urandom(16).hex()
+    return rid if rid and _RID.match(rid) else None
 
 class NotReady(Exception):
     "No verified model is loaded; the message says why."
+
+class UnsupportedMediaType(Exception):
+    "The body is not declared as application/json."
+
+async def json_body(request: Request, optional: bool = False) -> bytes:
+    "The body when declared `application/json` (an empty body needs no type when `optional`); else 415."
+    ct = request.headers.get('content-type')
+    if ct is not None and ct.split(';', 1)[0].strip().lower() == 'application/json': return await request.body()
+    if optional and not (body := await request.body()): return body
+    raise UnsupportedMediaType(ct)
 
 def _serving(request: Request) -> tuple[Runtime, LoadedModel]:
     "The runtime and the model it serves; `NotReady` when there is none."
@@ -224,13 +210,22 @@ async def _on_not_ready(request: Request, exc: NotReady):
     "503: no verified model is loaded, with the reason."
     return JSONResponse({'detail': f'model not ready: {exc}'}, status_code=503)
 
+async def _on_media_type(request: Request, exc: UnsupportedMediaType):
+    "415: the body must be application/json."
+    return JSONResponse({'detail': f'Content-Type must be application/json, got {str(exc)[:60]!r}'}, status_code=415)
+
+async def _on_disconnect(request: Request, exc: ClientDisconnect):
+    "The client left before its body was read: nothing to answer; counted as 499 (client closed request)."
+    return Response(status_code=499)
+
 # %% ../nbs/17_api.ipynb #364f6210
-def _record(m: LoadedModel, rid, cid, row, p, out, latency_ms, warn, endpoint) -> dict:
+def _record(m: LoadedModel, rid, crid, cid, row, p, out, latency_ms, warn, endpoint) -> dict:
     "One prediction-log line (`monitoring.prediction_record`)."
-    return prediction_record(request_id=rid, customer_id=cid, model_version=m.version, model_sha256=m.sha256,
-                             features=row, churn_probability=p, tier=out['tier'], action=out['action'],
-                             expected_value=out['expected_value'], ev_interval=out.get('ev_interval'),
-                             latency_ms=latency_ms, warnings=warn, endpoint=endpoint)
+    return prediction_record(request_id=rid, client_request_id=crid, customer_id=cid, model_version=m.version,
+                             model_sha256=m.sha256, features=row, churn_probability=p, tier=out['tier'],
+                             action=out['action'], expected_value=out['expected_value'],
+                             ev_interval=out.get('ev_interval'), latency_ms=latency_ms, warnings=warn,
+                             endpoint=endpoint)
 
 def _elapsed_ms(request: Request) -> float:
     "Milliseconds since the request entered the app."
@@ -243,15 +238,15 @@ def _json_response(obj: dict, rid: str) -> Response:
 async def predict(request: Request):
     "Score one customer and decide what to do."
     rt, m = _serving(request)
-    row, cid, value, warn = parse_row(m, _validate(m.PredictRequest, await request.body()))
+    row, cid, value, warn = parse_row(m, _validate(m.PredictRequest, await json_body(request)))
     p = m.proba(row)
     out = decide(p, value, m.decision, warn=False)  # JSON-ready: str and float values; warnings are ours
-    rid, ms = _request_id(request), _elapsed_ms(request)
-    res = {'customer_id': cid, 'churn_probability': p, **out, 'model_version': m.version, 'request_id': rid,
-           'latency_ms': ms, 'warnings': warn}
-    rt.log.write(_record(m, rid, cid, row, p, out, ms, warn, '/predict'))
-    rt.metrics.inc_tier(out['tier'])
-    return _json_response(res, rid)
+    rid, crid, ms = new_request_id(), client_request_id(request), _elapsed_ms(request)
+    resp = _json_response({'customer_id': cid, 'churn_probability': p, **out, 'model_version': m.version,
+                           'request_id': rid, 'client_request_id': crid, 'latency_ms': ms, 'warnings': warn}, rid)
+    rt.log.write(_record(m, rid, crid, cid, row, p, out, ms, warn, '/predict'))  # answered, so logged
+    rt.metrics.inc_tier(out['tier']); rt.metrics.observe_prediction(m.version, p, out['action'])
+    return resp
 
 # %% ../nbs/17_api.ipynb #ab59da83
 def _batch_decisions(m: LoadedModel, rows, values, caps) -> tuple[np.ndarray, list[dict]]:
@@ -264,20 +259,23 @@ def _batch_decisions(m: LoadedModel, rows, values, caps) -> tuple[np.ndarray, li
 async def predict_batch(request: Request):
     "Score a batch and allocate actions, optionally under per-action capacities."
     rt, m = _serving(request)
-    req = _validate(m.BatchRequest, await request.body())
+    req = _validate(m.BatchRequest, await json_body(request))
     parsed = [parse_row(m, c) for c in req.customers]
     caps = {k: v for k, v in req.capacities.model_dump().items() if v is not None} if req.capacities else None
     p, outs = await run_in_threadpool(_batch_decisions, m, [x[0] for x in parsed], [x[2] for x in parsed], caps or None)
-    rid, ms = _request_id(request), _elapsed_ms(request)
+    rid, crid, ms = new_request_id(), client_request_id(request), _elapsed_ms(request)
     items = [{'customer_id': cid, 'churn_probability': float(pi), **o, 'warnings': w}
              for (row, cid, _, w), pi, o in zip(parsed, p, outs)]
-    rt.log.write_many([_record(m, f'{rid}:{i}', it['customer_id'], parsed[i][0], it['churn_probability'], it, ms,
-                               it['warnings'], '/predict/batch') for i, it in enumerate(items)])
-    for it in items: rt.metrics.inc_tier(it['tier'])
     counts = {a: sum(it['action'] == a for it in items) for a in ('monitor', 'review', 'escalate')}
-    return _json_response({'predictions': items, 'n': len(items), 'actions': counts, 'capacities': caps,
+    resp = _json_response({'predictions': items, 'n': len(items), 'actions': counts, 'capacities': caps,
                            'total_expected_value': float(sum(it['expected_value'] for it in items)),
-                           'model_version': m.version, 'request_id': rid, 'latency_ms': ms}, rid)
+                           'model_version': m.version, 'request_id': rid, 'client_request_id': crid,
+                           'latency_ms': ms}, rid)
+    rt.log.write_many([_record(m, f'{rid}:{i}', crid, it['customer_id'], parsed[i][0], it['churn_probability'], it,
+                               ms, it['warnings'], '/predict/batch') for i, it in enumerate(items)])
+    for it in items:
+        rt.metrics.inc_tier(it['tier']); rt.metrics.observe_prediction(m.version, it['churn_probability'], it['action'])
+    return resp
 
 # %% ../nbs/17_api.ipynb #5c22781f
 async def health(): return {'status': 'ok'}
@@ -286,23 +284,28 @@ async def ready(request: Request):
     "200 when a verified model is loaded, else 503 with the reason."
     rt: Runtime = request.app.state.rt
     if rt.model is None: return JSONResponse({'ready': False, 'reason': rt.error or 'not loaded'}, status_code=503)
-    return {'ready': True, 'model_version': rt.model.version, 'sha256': rt.model.sha256, 'pid': os.getpid()}
+    return {'ready': True, 'model_version': rt.model.version, 'sha256': rt.model.sha256,
+            'card_sha256': rt.model.identity, 'worker': rt.worker}
 
-def model_info(m: LoadedModel) -> dict:
-    "What `/model` shows."
+def model_info(m: LoadedModel, root=None) -> dict:
+    "What `/model` shows (the artifact's path relative to the models directory `root`)."
     c, ds = m.card, m.decision
     return {'name': c.get('name'), 'model': c.get('model'), 'calibration': c.get('calibration'),
             'params': c.get('params'), 'model_version': m.version, 'registered_model': c.get('registered_model'),
-            'sha256': m.sha256, 'artifact': str(m.path), 'created_at': c.get('created_at'), 'metrics': c.get('metrics'),
+            'sha256': m.sha256, 'card_sha256': m.identity, 'signed': 'signature' in c,
+            'artifact': public_text(str(m.path), root or m.path.parent), 'created_at': c.get('created_at'),
+            'metrics': c.get('metrics'),
             'thresholds': {'review': ds.review_threshold, 'escalate': ds.escalate_threshold,
                            **(c.get('thresholds') or {})},
             'policy': ds.model_dump(mode='json'), 'policy_source': m.policy_source,
             'fast_path': m.scorer is not None, 'fast_path_reason': m.fast_reason, 'schema': m.schema.to_dict(),
-            'mlflow_run_id': c.get('mlflow_run_id'), 'library_versions': c.get('library_versions')}
+            'mlflow_run_id': c.get('mlflow_run_id'), 'library_versions': c.get('library_versions'),
+            'reference': reference_summary(c.get('reference'))}
 
 async def model(request: Request):
     "The deployed model card."
-    return JSONResponse(to_jsonable(model_info(_serving(request)[1])))
+    rt, m = _serving(request)
+    return JSONResponse(to_jsonable(model_info(m, rt.root)))
 
 async def metrics(request: Request):
     "Prometheus text exposition, aggregated over all workers."
@@ -311,8 +314,10 @@ async def metrics(request: Request):
 # %% ../nbs/17_api.ipynb #96ee2dde
 class ReloadRequest(BaseModel):
     "Optional body of `/admin/reload`."
-    model_config = ConfigDict(extra='forbid')
-    model_path: Optional[str] = Field(None, description='artifact to load instead of the configured one')
+    model_config = ConfigDict(extra='forbid', strict=True)
+    model_path: Optional[str] = Field(None, max_length=1000,
+                                      description='a .pkl artifact in the models directory to load instead of the '
+                                                  'configured one (relative to that directory, or absolute inside it)')
 
 async def reload(request: Request):
     "Verify and load the deployed artifact again and swap it in; the old model keeps serving on failure."
@@ -320,26 +325,34 @@ async def reload(request: Request):
     if not rt.api_key:
         detail = f'set {rt.settings.serving.api_key_env} to enable /admin/reload'
         return JSONResponse({'detail': detail}, status_code=403)
-    body = _validate(ReloadRequest, await request.body() or b'{}')
-    path = Path(body.model_path) if body.model_path else rt.model_path
-    try: new = await run_in_threadpool(load_model, path, rt.settings)
+    body = _validate(ReloadRequest, await json_body(request, optional=True) or b'{}')
+    try:
+        path = reload_target(body.model_path, rt.root, rt.model_path)
+        new = await run_in_threadpool(load_model, path, rt.settings)
     except LOAD_ERRORS as e:
-        return JSONResponse({'reloaded': False, 'reason': f'{type(e).__name__}: {e}',
+        return JSONResponse({'reloaded': False, 'reason': public_text(f'{type(e).__name__}: {e}', rt.root),
                              'serving': rt.model.version if rt.model else None}, status_code=409)
     old, rt.model, rt.error, rt.model_path = rt.model, new, None, path
     request.app.openapi_schema = None
     announce(rt.watch, new)
-    return {'reloaded': True, 'model_version': new.version, 'sha256': new.sha256,
-            'previous': old.sha256 if old else None, 'fast_path': new.scorer is not None, 'pid': os.getpid()}
+    return {'reloaded': True, 'model_version': new.version, 'sha256': new.sha256, 'card_sha256': new.identity,
+            'previous': old.sha256 if old else None, 'fast_path': new.scorer is not None, 'worker': rt.worker}
 
 # %% ../nbs/17_api.ipynb #05bfd197
 class PredictResponse(BaseModel):
     "What `/predict` returns."
     customer_id: Optional[str]; churn_probability: float; tier: str; action: str; expected_value: float
-    ev_interval: list[float]; ev_by_action: dict[str, float]; model_version: str; request_id: str; latency_ms: float
-    warnings: list[str]
+    ev_interval: list[float]; ev_by_action: dict[str, float]; model_version: str; request_id: str
+    client_request_id: Optional[str]; latency_ms: float; warnings: list[str]
 
 _BODIES = {'/predict': 'PredictRequest', '/predict/batch': 'BatchRequest', '/admin/reload': 'ReloadRequest'}
+
+def _secure(doc: dict) -> dict:
+    "Declare the X-API-Key scheme for every operation but `/health`."
+    doc['components']['securitySchemes'] = {'APIKey': {'type': 'apiKey', 'in': 'header', 'name': 'X-API-Key'}}
+    doc['security'] = [{'APIKey': []}]
+    doc['paths']['/health']['get']['security'] = []
+    return doc
 
 def _openapi(app: FastAPI) -> dict:
     "The OpenAPI document with the served model's request bodies."
@@ -356,6 +369,7 @@ def _openapi(app: FastAPI) -> dict:
         if name in comps:
             ref = {'application/json': {'schema': {'$ref': f'#/components/schemas/{name}'}}}
             doc['paths'][path]['post']['requestBody'] = {'required': path != '/admin/reload', 'content': ref}
+    if rt is not None and rt.api_key: _secure(doc)
     app.openapi_schema = doc
     return doc
 
@@ -368,59 +382,49 @@ def _lifespan(settings, model_path):
     "Lifespan: build the runtime and load the model when the server starts."
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.rt = try_load(make_runtime(settings, model_path))
-        yield
+        rt = app.state.rt = try_load(make_runtime(settings, model_path))
+        watcher = asyncio.get_running_loop().create_task(watch_reloads(rt, app)) if rt.watch.path else None
+        try: yield
+        finally:
+            if watcher: watcher.cancel()
     return lifespan
 
 _DESCRIPTION = ('Churn probability -> retention decision worth its cost. Request fields come from the deployed '
                 'model card.')
 
+def _doc(status: int, text: str) -> dict:
+    "An OpenAPI response entry: a JSON body with a `detail`."
+    return {status: {'description': text, 'content': {'application/json': {'schema': {'type': 'object'}}}}}
+
 def _add_routes(app: FastAPI):
     "The prediction routes (direct, matched first), then health, readiness, card, metrics and reload."
-    resp = {422: {'description': 'invalid body; `message` names each field'},
-            503: {'description': 'no verified model loaded'}}
+    auth, down = _doc(401, 'missing or invalid X-API-Key (when a key is configured)'), _doc(503, 'no verified model')
+    body = auth | _doc(408, 'body not received within serving.body_timeout') | _doc(413, 'body too large') | _doc(
+        415, 'Content-Type is not application/json') | _doc(422, 'invalid body; `message` names each field')
     for path, fn, rm in (('/predict', predict, PredictResponse), ('/predict/batch', predict_batch, None)):
         app.router.add_api_route(path, fn, methods=['POST'], response_model=rm, route_class_override=_DirectRoute,
-                                 responses={**resp, 413: {'description': 'body too large'}})
+                                 responses=body | down)
     app.add_api_route('/health', health, methods=['GET'])
-    app.add_api_route('/ready', ready, methods=['GET'], responses={503: {'description': 'not ready, with the reason'}})
-    app.add_api_route('/model', model, methods=['GET'], responses={503: resp[503]})
-    app.add_api_route('/metrics', metrics, methods=['GET'], response_class=Response)
-    app.add_api_route('/admin/reload', reload, methods=['POST'], responses={
-        403: {'description': 'no API key configured'},
-        409: {'description': 'new artifact failed verification; old model still serving'}})
+    app.add_api_route('/ready', ready, methods=['GET'], responses=auth | _doc(503, 'not ready, with the reason'))
+    app.add_api_route('/model', model, methods=['GET'], responses=auth | down)
+    app.add_api_route('/metrics', metrics, methods=['GET'], response_class=Response, responses=auth | {
+        200: {'description': 'Prometheus text format', 'content': {'text/plain': {'schema': {'type': 'string'}}}}})
+    app.add_api_route('/admin/reload', reload, methods=['POST'], responses=body | _doc(403, 'no API key configured')
+                      | _doc(409, 'the artifact failed a check or is outside the models directory; old model serving'))
     app.router.routes.sort(key=lambda r: getattr(r, 'path', None) not in ('/predict', '/predict/batch'))  # stable
 
 def create_app(settings: Settings | None = None, model_path=None) -> FastAPI:
-    "The BayesPilot FastAPI app; the model is loaded (and verified) when the app starts, not here."
-    app = FastAPI(title='BayesPilot', version='0.1.0', lifespan=_lifespan(settings, model_path),
-                  description=_DESCRIPTION)
-    for mw in (BodySizeLimit, ApiKeyCheck, ReloadFollower, RequestMetrics):  # the last added is the outermost
+    "The BayesPilot FastAPI app (settings: these, else the environment's); the model is loaded when the app starts."
+    s = settings if settings is not None else settings_from_env()
+    app = FastAPI(title='BayesPilot', version='0.1.0', lifespan=_lifespan(s, model_path), description=_DESCRIPTION)
+    for mw in (BodySizeLimit, ApiKeyCheck, RequestMetrics):  # the last added is the outermost
         app.add_middleware(mw, owner=app)
-    app.add_exception_handler(RequestValidationError, _on_validation_error)
-    app.add_exception_handler(NotReady, _on_not_ready)
+    if s.serving.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=s.serving.cors_origins, allow_methods=['GET', 'POST'],
+                           allow_headers=['content-type', 'x-api-key', 'x-request-id'], expose_headers=['x-request-id'])
+    for exc, handler in ((RequestValidationError, _on_validation_error), (NotReady, _on_not_ready),
+                         (UnsupportedMediaType, _on_media_type), (ClientDisconnect, _on_disconnect)):
+        app.add_exception_handler(exc, handler)
     _add_routes(app)
     app.openapi = lambda: _openapi(app)
     return app
-
-# %% ../nbs/17_api.ipynb #dc1d2f60
-APP_FACTORY = 'bayespilot.api:create_app'  # what uvicorn imports and calls in each worker (factory mode)
-
-def worker_environment(settings: Settings, model_path=None) -> dict:
-    "The environment variables the workers read their settings from (None: unset): exactly these settings."
-    return {'BAYESPILOT_SETTINGS_JSON': settings.model_dump_json(), 'BAYESPILOT_LOG_PATH': None,
-            'BAYESPILOT_MODEL_PATH': str(model_path) if model_path else None}
-
-def serve(settings: Settings | None = None, model_path=None, host: str | None = None, port: int | None = None,
-          workers: int | None = None, log_level: str = 'info'):
-    "Run the API with uvicorn (blocks); prints the /docs URL."
-    import uvicorn
-    s = settings or settings_from_env()
-    host, port, workers = host or s.serving.host, port or s.serving.port, workers or s.serving.workers
-    forget_announcement(prepare_metrics_dir(os.environ.get(METRICS_DIR_ENV) or None))  # start from the configured model
-    print(f'BayesPilot API on http://{host}:{port}  (docs: http://{host}:{port}/docs, {workers} worker(s))', flush=True)
-    if workers == 1: return uvicorn.run(create_app(s, model_path), host=host, port=port, log_level=log_level)
-    for k, v in worker_environment(s, model_path).items():
-        if v is None: os.environ.pop(k, None)
-        else: os.environ[k] = v
-    uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers, log_level=log_level)

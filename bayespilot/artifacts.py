@@ -4,17 +4,19 @@
 
 # %% ../nbs/13_artifacts.ipynb #f0ae429a
 from __future__ import annotations
-import hashlib, io, json, math, platform
+import hashlib, hmac, io, json, math, os, platform
 from dataclasses import asdict, is_dataclass
 from datetime import date, datetime, timezone
 from importlib.metadata import PackageNotFoundError, version as dist_version
 from pathlib import Path, PurePath
 import joblib, numpy as np, pandas as pd
-from .config import atomic_file
+from .config import ConfigError, atomic_file
 
 # %% auto #0
-__all__ = ['atomic_write_bytes', 'atomic_write_text', 'to_jsonable', 'atomic_write_json', 'library_versions', 'IntegrityError',
-           'card_path', 'utc_now', 'save_artifact', 'read_card', 'load_artifact']
+__all__ = ['SIGNING_KEY_ENV', 'SEAL_FIELDS', 'atomic_write_bytes', 'atomic_write_text', 'to_jsonable', 'atomic_write_json',
+           'library_versions', 'IntegrityError', 'ModelCheckError', 'card_path', 'utc_now', 'canonical_json',
+           'card_digest', 'signing_key', 'card_signature', 'seal_card', 'verify_card', 'save_artifact', 'write_card',
+           'read_card', 'load_artifact']
 
 # %% ../nbs/13_artifacts.ipynb #d7764b48
 def atomic_write_bytes(path, b: bytes) -> Path:
@@ -69,6 +71,9 @@ def library_versions() -> dict:
 class IntegrityError(RuntimeError):
     "An artifact does not match its model card, or has no readable card: it is not loaded."
 
+class ModelCheckError(IntegrityError):
+    "A verified artifact is not a working classifier for its card (it is not served)."
+
 def card_path(path) -> Path:
     "The sidecar model card of an artifact: `x.pkl` -> `x.json`."
     path = Path(path)
@@ -79,9 +84,57 @@ def utc_now() -> str:
     "Current UTC time as ISO-8601, e.g. 2026-11-27T13:50:00+00:00."
     return datetime.now(timezone.utc).isoformat(timespec='seconds')
 
+# %% ../nbs/13_artifacts.ipynb #245a2521
+SIGNING_KEY_ENV = 'BAYESPILOT_SIGNING_KEY'  # HMAC key that signs cards when saved and is required when loading
+SEAL_FIELDS = ('card_sha256', 'signature')
+
+def canonical_json(obj) -> bytes:
+    "The canonical bytes of a JSON value: sorted keys, no spaces, UTF-8 (what a card's digest and signature cover)."
+    return json.dumps(obj, sort_keys=True, separators=(',', ':'), ensure_ascii=False, allow_nan=False).encode()
+
+def _content(card: dict) -> bytes:
+    "The canonical bytes of a card without its seal fields."
+    return canonical_json({k: v for k, v in card.items() if k not in SEAL_FIELDS})
+
+def card_digest(card: dict) -> str:
+    "sha256 of the card's canonical JSON, seal fields excluded."
+    return hashlib.sha256(_content(card)).hexdigest()
+
+# %% ../nbs/13_artifacts.ipynb #362fd455
+def signing_key(environ=None) -> bytes | None:
+    "The card-signing key from `BAYESPILOT_SIGNING_KEY` (None when unset); an empty or blank key is a ConfigError."
+    raw = (os.environ if environ is None else environ).get(SIGNING_KEY_ENV)
+    if raw is None: return None
+    if not raw.strip(): raise ConfigError(f"{SIGNING_KEY_ENV} is set but empty: unset it, or set a real key")
+    return raw.encode()
+
+def card_signature(card: dict, key: bytes) -> str:
+    "`hmac-sha256:<hex>` of the card's canonical JSON (seal fields excluded) under `key`."
+    return 'hmac-sha256:' + hmac.new(key, _content(card), hashlib.sha256).hexdigest()
+
+def seal_card(card: dict, key: bytes | None = None) -> dict:
+    "`card` with `card_sha256` (and, with a key, `signature`) computed from its other fields."
+    plain = {k: v for k, v in card.items() if k not in SEAL_FIELDS}
+    return plain | {'card_sha256': card_digest(plain)} | ({'signature': card_signature(plain, key)} if key else {})
+
+# %% ../nbs/13_artifacts.ipynb #f980ff2f
+def verify_card(card: dict, where: str = 'model card', key: bytes | None = None) -> dict:
+    "`card` when its `card_sha256` (and, with `key`, its signature) match its content; else `IntegrityError`."
+    if not isinstance(card.get('card_sha256'), str):
+        raise IntegrityError(f"{where} has no 'card_sha256' seal (edited by hand, or written by an older version): "
+                             "save the artifact again")
+    if not hmac.compare_digest(card['card_sha256'], card_digest(card)):
+        raise IntegrityError(f"{where} was edited after it was written: its content does not match its card_sha256")
+    if key is not None:
+        sig = card.get('signature')
+        if not isinstance(sig, str): raise IntegrityError(f"{where} is not signed, and {SIGNING_KEY_ENV} is set")
+        if not hmac.compare_digest(sig, card_signature(card, key)):
+            raise IntegrityError(f"{where} has a signature that does not verify with the key in {SIGNING_KEY_ENV}")
+    return card
+
 # %% ../nbs/13_artifacts.ipynb #54d94b1a
-def save_artifact(model, path, card: dict) -> dict:
-    "Dump `model` atomically to `path` (.pkl) and write its model card (card + artifact, sha256, created_at, versions)."
+def save_artifact(model, path, card: dict, key: bytes | None = None) -> dict:
+    "Dump `model` atomically to `path` (.pkl) and write its sealed card (+ artifact, sha256, created_at, versions)."
     path, cpath = Path(path), card_path(path)
     h, size = hashlib.sha256(), 0
     with atomic_file(path) as f:
@@ -90,28 +143,37 @@ def save_artifact(model, path, card: dict) -> dict:
         while block := f.read(1 << 20): h.update(block); size += len(block)
     full = to_jsonable({**card, 'artifact': path.name, 'sha256': h.hexdigest(), 'size_bytes': size,
                         'created_at': utc_now(), 'library_versions': library_versions()})
-    atomic_write_json(cpath, full)
-    return full
+    return write_card(path, full, key)
+
+def write_card(path, card: dict, key: bytes | None = None) -> dict:
+    "Seal `card` (key: `key`, else `BAYESPILOT_SIGNING_KEY` if set) and write it atomically as the card of `path`."
+    sealed = seal_card(to_jsonable(card), key or signing_key())
+    atomic_write_json(card_path(path), sealed)
+    return sealed
 
 # %% ../nbs/13_artifacts.ipynb #62b114d5
-def read_card(path) -> dict:
-    "The model card of artifact `path` (or the card file itself); `IntegrityError` when missing or unreadable."
-    path = Path(path)
+def _parse_card(path: Path) -> tuple[Path, dict]:
+    "(card path, parsed card) of artifact `path` (or the card file itself); `IntegrityError` when missing/unreadable."
     cpath = path if path.suffix == '.json' else card_path(path)
     if not cpath.is_file():
         raise IntegrityError(f"model card {cpath} not found: refusing to trust {path.with_suffix('.pkl')} without one")
     try: card = json.loads(cpath.read_text(encoding='utf-8'))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, ValueError) as e:
         raise IntegrityError(f"model card {cpath} is unreadable: {e}") from None
     if not isinstance(card, dict) or not isinstance(card.get('sha256'), str):
         raise IntegrityError(f"model card {cpath} has no 'sha256' string")
-    return card
+    return cpath, card
 
-def load_artifact(path) -> tuple:
-    "Load `(model, card)` from `path` after checking the file's sha256 against its card; else `IntegrityError`."
+def read_card(path, key: bytes | None = None) -> dict:
+    "The verified model card of artifact `path` (key: `key`, else the signing key from the environment, if any)."
+    cpath, card = _parse_card(Path(path))
+    return verify_card(card, f"model card {cpath}", key or signing_key())
+
+def load_artifact(path, key: bytes | None = None) -> tuple:
+    "Load `(model, card)` from `path` after verifying the card's seal and the file's sha256; else `IntegrityError`."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"model artifact not found: {path}")
-    card = read_card(path)
+    card = read_card(path, key)
     data = path.read_bytes()
     actual = hashlib.sha256(data).hexdigest()
     if actual != card['sha256']:

@@ -4,15 +4,17 @@
 
 # %% ../nbs/21_cli.ipynb #30e07e78
 from __future__ import annotations
-import argparse, logging, os, sys, textwrap, warnings
+import argparse, contextlib, logging, os, sys, textwrap, warnings
 from pathlib import Path
 from .config import ConfigError, Settings, load_settings
+from .score_cli import add_score
 
 # %% auto #0
 __all__ = ['METRIC_LABELS', 'USER_ERRORS', 'split_list', 'training_overrides', 'generate_overrides', 'serve_overrides',
            'train_summary', 'settings_from', 'default_truth', 'training_settings', 'cmd_generate', 'quiet_mlflow',
-           'run_training', 'cmd_train', 'stage2_summary', 'cmd_train_stage2', 'check_artifact', 'cmd_serve',
-           'build_parser', 'is_user_error', 'error_message', 'show_warning', 'main']
+           'mlflow_silenced', 'run_training', 'cmd_train', 'stage2_summary', 'cmd_train_stage2', 'check_artifact',
+           'cmd_serve', 'monitor_overrides', 'cmd_monitor', 'build_parser', 'is_user_error', 'error_message',
+           'show_warning', 'main']
 
 # %% ../nbs/21_cli.ipynb #7ef107ee
 _D = Settings()
@@ -83,12 +85,13 @@ def training_overrides(args: argparse.Namespace) -> dict:
 def generate_overrides(args: argparse.Namespace) -> dict:
     "Dotted-key overrides from `generate`'s flags."
     return {'generate.n': args.n, 'generate.seed': args.seed, 'generate.drift': args.drift,
+            'generate.concept_drift': getattr(args, 'concept_drift', None),
             'generate.out': None if args.out is None else str(args.out)}
 
 def serve_overrides(args: argparse.Namespace) -> dict:
     "Dotted-key overrides from `serve`'s flags."
     return {'serving.host': args.host, 'serving.port': args.port, 'serving.workers': args.workers,
-            'serving.model_path': None if args.model is None else str(args.model)}
+            'serving.model_path': None if args.model is None else str(args.model), 'serving.log_keep': args.log_keep}
 
 # %% ../nbs/21_cli.ipynb #7601e427
 METRIC_LABELS = {'roc_auc': 'ROC AUC', 'pr_auc': 'PR AUC', 'log_loss': 'log loss', 'brier': 'Brier', 'ece': 'ECE',
@@ -139,8 +142,9 @@ def cmd_generate(args) -> int:
     "Write a synthetic churn table and its truth file."
     from bayespilot.synthetic import generate_files
     g = settings_from(args, generate_overrides(args)).generate
-    table, truth = generate_files(g.n, g.seed, g.drift, g.out)
-    print(f"wrote {g.n:,} customers to {table}{' (drifted population)' if g.drift else ''}\n"
+    table, truth = generate_files(g.n, g.seed, g.drift, g.out, concept_drift=g.concept_drift)
+    kind = (' (drifted population)' if g.drift else '') + (' (concept drift)' if g.concept_drift else '')
+    print(f"wrote {g.n:,} customers to {table}{kind}\n"
           f"true churn probabilities: {truth}")
     return 0
 
@@ -150,12 +154,22 @@ def quiet_mlflow() -> None:
     os.environ.setdefault('MLFLOW_DISABLE_TELEMETRY', 'true')
     logging.getLogger('mlflow').setLevel(os.environ['MLFLOW_LOGGING_LEVEL'].upper())
 
+@contextlib.contextmanager
+def mlflow_silenced(quiet: bool = True):
+    "With `quiet`, silence MLflow's own event lines for the block (e.g. 'Successfully registered model ...')."
+    if not quiet: yield; return
+    from mlflow.utils.logging_utils import disable_logging, enable_logging
+    disable_logging()
+    try: yield
+    finally: enable_logging()
+
 def run_training(args, job: str, summary) -> int:
-    "Build the training settings, quiet MLflow, run the job `bayespilot.jobs.<job>` and print its summary."
+    "Build the training settings, quiet MLflow (silent with --quiet), run `bayespilot.jobs.<job>`, print its summary."
     settings = training_settings(args)
     quiet_mlflow()
     from bayespilot import jobs
-    print(summary(getattr(jobs, job)(settings, progress=not args.quiet)))
+    with mlflow_silenced(args.quiet): res = getattr(jobs, job)(settings, progress=not args.quiet)
+    print(summary(res))
     return 0
 
 def cmd_train(args) -> int:
@@ -219,10 +233,10 @@ def check_artifact(path) -> Path:
     return path
 
 def cmd_serve(args) -> int:
-    "Serve the decision API with uvicorn, after checking the artifact."
-    settings = settings_from(args, serve_overrides(args))
+    "Serve the API after checking the artifact; settings: flags, then BAYESPILOT_* variables, then the config file."
+    from bayespilot.server import serve, serve_settings
+    settings = serve_settings(args.config, serve_overrides(args))
     check_artifact(settings.serving.model_path)
-    from bayespilot.api import serve
     serve(settings)
     return 0
 
@@ -254,6 +268,9 @@ def _add_generate(sub) -> None:
     p.add_argument('--out', type=Path, metavar='FILE', help=f"output table, .csv or .parquet (default: {g.out})")
     p.add_argument('--drift', action='store_true', default=None,
                    help="generate a drifted population, e.g. after a price increase (default: off)")
+    p.add_argument('--concept-drift', action='store_true', default=None,
+                   help="change the churn model, not the population: churn reacts more to price and support tickets; "
+                   "the model's own probabilities cannot see this drift (default: off)")
     _add_config(p)
     p.set_defaults(func=cmd_generate)
 
@@ -265,11 +282,82 @@ def _add_train(sub, name: str, func, help: str, description: str) -> None:
     _add_training_flags(p)
     p.set_defaults(func=func)
 
+# %% ../nbs/21_cli.ipynb #7e534808
+_MONITOR_EPILOG = """examples:
+  bayespilot monitor                                   # the whole prediction log against the deployed reference
+  bayespilot monitor --since 24h                       # the last day (also 30m, 6h, 7d, 2w, or an ISO time)
+  bayespilot monitor --since 2026-12-01T08:00 --until 2026-12-01T20:00
+  bayespilot monitor --last 5000 --model-version bayespilot-churn:3
+  bayespilot monitor --data data/churn_drifted.csv     # a table with the training columns (labels optional)
+  bayespilot monitor --config configs/default.toml --split test   # the training table's test split
+
+exit codes: 0 no alert, 3 an alert fired (the reasons on stderr), 2 bad input (nothing written)"""
+
+def monitor_overrides(args: argparse.Namespace) -> dict:
+    "Dotted-key overrides from `monitor`'s flags."
+    return {'paths.reports': None if args.reports_dir is None else str(args.reports_dir),
+            'tracking.uri': args.tracking_uri, 'monitoring.mlflow': args.mlflow}
+
+def cmd_monitor(args) -> int:
+    "Monitor a window of the prediction log (or a table) against the deployed model's reference profile."
+    settings = settings_from(args, monitor_overrides(args))
+    from bayespilot.monitor import monitor, monitor_summary
+    if settings.monitoring.mlflow: quiet_mlflow()
+    res = monitor(settings, args.model, args.log, args.data, args.since, args.until, args.last, args.model_version,
+                  name=args.name, progress=not args.quiet, split=args.split)
+    print(monitor_summary(res))
+    for a in res['summary']['alerts']: print(f"alert: {a['kind']}: {a['message']}", file=sys.stderr)
+    return res['exit_code']
+
+def _add_monitor(sub) -> None:
+    "The `monitor` subcommand."
+    s, m = _D.serving, _D.monitoring
+    p = sub.add_parser('monitor', formatter_class=_Formatter, epilog=_MONITOR_EPILOG,
+                       help="drift, performance without labels and expected profit of a window of predictions",
+                       description=_wrap("Compare a window of the prediction log (or a table) with the reference "
+                                         "profile in the deployed model's card: per-feature drift (PSI, Wasserstein "
+                                         "or Jensen-Shannon, missing rates, unseen levels), the probability and the "
+                                         "action mix, ROC AUC / log loss / Brier / precision / recall estimated "
+                                         "without labels, and the policy's expected profit; thresholds in the "
+                                         "[monitoring] settings. Writes reports/monitoring/<window>/ (summary.json, "
+                                         "report.md, report.html, PNGs)."))
+    w = p.add_argument_group('the window (default: the whole log)')
+    w.add_argument('--log', type=Path, metavar='FILE', help=f"prediction log; its rotated files FILE.N and FILE.N.gz "
+                   f"are read too (default: {s.log_path})")
+    w.add_argument('--since', metavar='TIME', help="first time included: ISO date or time (UTC unless it has an "
+                   "offset), or a duration ago: 90s, 30m, 6h, 7d, 2w")
+    w.add_argument('--until', metavar='TIME', help="first time excluded, same formats (default: no end)")
+    w.add_argument('--last', type=int, metavar='N', help="only the last N lines of the window")
+    w.add_argument('--model-version', metavar='V', help="monitor only the lines of this model version (needed "
+                   "when the window mixes versions; V as logged, e.g. bayespilot-churn:3)")
+    w.add_argument('--data', type=Path, metavar='FILE', help="monitor a table instead of the log: CSV or Parquet "
+                   "with the training columns; the model scores it; labels, if present, add realised metrics")
+    w.add_argument('--split', choices=['test'], help="with the [data]/[split] settings (or --data): monitor the "
+                   "training table's test split, drawn as training drew it (what `make run` reports)")
+    o = p.add_argument_group('model and outputs')
+    o.add_argument('--model', type=Path, metavar='FILE', help=f"artifact whose card holds the reference profile; "
+                   f"verified by sha256 (default: {s.model_path})")
+    o.add_argument('--reports-dir', metavar='DIR', type=Path, help=f"the report goes to DIR/monitoring/<window>/ "
+                   f"(default: {_D.paths.reports})")
+    o.add_argument('--name', metavar='NAME', help="report folder name (default: the window's first and last hour, or "
+                   "table-<file stem>)")
+    o.add_argument('--mlflow', action='store_true', default=None, help="also log the run to MLflow, in the "
+                   f"experiment of [tracking] (default: monitoring.mlflow = {str(m.mlflow).lower()})")
+    o.add_argument('--tracking-uri', metavar='URI', help="MLflow tracking URI for --mlflow (default: "
+                   "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+    o.add_argument('--quiet', '-q', action='store_true', help="no progress bar on stderr (alerts are still printed)")
+    _add_config(p)
+    p.set_defaults(func=cmd_monitor)
+
 # %% ../nbs/21_cli.ipynb #9eeb15eb
 _SERVE_EPILOG = """examples:
   bayespilot serve
   bayespilot serve --port 8080 --workers 2
-  bayespilot serve --model models/artifacts/churn_pipeline.pkl"""
+  bayespilot serve --model models/artifacts/churn_pipeline.pkl --log-keep 100
+  BAYESPILOT_API_KEY=... bayespilot serve --host 0.0.0.0
+
+settings: flags, then BAYESPILOT_MODEL_PATH, _LOG_PATH, _LOG_KEEP, _HOST, _PORT, _WORKERS, then --config (or
+BAYESPILOT_CONFIG), then the defaults"""
 
 def _add_serve(sub) -> None:
     "The `serve` subcommand."
@@ -282,6 +370,8 @@ def _add_serve(sub) -> None:
     p.add_argument('--workers', type=int, metavar='N', help=f"uvicorn worker processes (default: {s.workers})")
     p.add_argument('--model', type=Path, metavar='FILE',
                    help=f"artifact to serve; its .json card must match (default: {s.model_path})")
+    p.add_argument('--log-keep', type=int, metavar='N', help="rotated prediction-log files to keep; 0 keeps every "
+                   f"one (default: {s.log_keep})")
     _add_config(p)
     p.set_defaults(func=cmd_serve)
 
@@ -301,6 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
                "Stage 2: candidate models, calibration, decision thresholds; writes reports/stage2/ and "
                "models/artifacts/deployed_pipeline.pkl.")
     _add_serve(sub)
+    _add_monitor(sub)
+    add_score(sub, _Formatter)
     return p
 
 # %% ../nbs/21_cli.ipynb #f42eea23

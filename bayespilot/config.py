@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 # %% auto #0
 __all__ = ['Scalar', 'DEFAULT_MISSING', 'CANDIDATES', 'ConfigError', 'DataError', 'DataWarning', 'warned', 'DataSettings',
            'FeatureSettings', 'SplitSettings', 'BaselineSettings', 'Stage2Settings', 'ActionSettings',
-           'DecisionSettings', 'PathSettings', 'TrackingSettings', 'ServingSettings', 'GenerateSettings', 'atomic_file',
-           'sha256_file', 'Settings', 'read_toml', 'set_dotted', 'load_settings']
+           'DecisionSettings', 'PathSettings', 'TrackingSettings', 'ServingSettings', 'GenerateSettings',
+           'MonitoringSettings', 'atomic_file', 'sha256_file', 'Settings', 'read_toml', 'set_dotted', 'load_settings']
 
 # %% ../nbs/00_config.ipynb #deefd87c
 class ConfigError(ValueError):
@@ -119,15 +119,17 @@ class BaselineSettings(_Section):
     class_weight: Optional[Literal['balanced']] = None
 
 # %% ../nbs/00_config.ipynb #2a439078
-CANDIDATES = ('logistic_regression', 'random_forest', 'gradient_boosting')
+CANDIDATES = ('logistic_regression', 'random_forest', 'gradient_boosting', 'random_forest_defaults',
+              'gradient_boosting_defaults')   # the last two: scikit-learn's defaults (notebook 08)
 
 def _default_params():
-    "Sensible defaults per candidate; sized so 100 000 rows train in seconds on 2 cores."
+    "Per candidate: parameters sized so 100 000 rows train in seconds on 2 cores; none for the *_defaults ones."
     return {'logistic_regression': {'C': 1.0, 'max_iter': 2000},
             'random_forest': {'n_estimators': 200, 'min_samples_leaf': 5, 'max_features': 'sqrt',
                               'max_samples': 0.5},
             'gradient_boosting': {'learning_rate': 0.05, 'max_iter': 300, 'max_leaf_nodes': 15,
-                                  'early_stopping': True, 'l2_regularization': 1.0}}
+                                  'early_stopping': True, 'l2_regularization': 1.0},
+            'random_forest_defaults': {}, 'gradient_boosting_defaults': {}}
 
 # %% ../nbs/00_config.ipynb #6b68461b
 class Stage2Settings(_Section):
@@ -235,6 +237,10 @@ class ServingSettings(_Section):
     max_batch: int = Field(1000, ge=1)
     max_body_bytes: int = Field(2_000_000, ge=1024)
     api_key_env: str = 'BAYESPILOT_API_KEY'
+    models_dir: Optional[Path] = None  # /admin/reload loads only from here (default: the folder of model_path)
+    log_keep: int = Field(0, ge=0)     # rotated prediction-log files kept; 0 keeps every one (none is deleted)
+    body_timeout: float = Field(5.0, gt=0, le=600)  # seconds a client has to send its whole request body
+    cors_origins: list[str] = []       # origins allowed to call the API from a browser; empty: CORS off
 
 # %% ../nbs/00_config.ipynb #86084d50
 class GenerateSettings(_Section):
@@ -242,7 +248,33 @@ class GenerateSettings(_Section):
     n: int = Field(20_000, ge=10)
     seed: int = 42
     drift: bool = False
+    concept_drift: bool = Field(False, description="change the churn model itself (not the population): "
+                                "churn reacts more to price and to support tickets")
     out: Path = Path('data/churn.csv')
+
+# %% ../nbs/00_config.ipynb #7872508e
+_ALERTS = Literal['features', 'probability', 'performance', 'profit']
+
+class MonitoringSettings(_Section):
+    "`bayespilot monitor`: when a feature counts as drifted, and which findings raise an alert (exit code 3)."
+    psi: float = Field(0.1, gt=0, description="drifted when the population stability index is above this")
+    wasserstein: float = Field(0.08, gt=0, description="numeric: drifted when the Wasserstein distance, in "
+                               "reference standard deviations, is above this")
+    jensen_shannon: float = Field(0.1, gt=0, le=1, description="categorical: drifted when the Jensen-Shannon "
+                                  "distance (base 2) of the level shares is above this")
+    missing_change: float = Field(0.05, gt=0, le=1, description="drifted when the missing rate moved by more")
+    unseen_share: float = Field(0.05, gt=0, le=1, description="drifted when more of the window's values are "
+                                "levels the reference never saw")
+    n_bins: int = Field(10, ge=2, le=50, description="quantile bins of a numeric feature in the reference profile")
+    max_levels: int = Field(30, ge=2, description="levels kept per categorical feature; rarer ones are pooled")
+    profit_drop: float = Field(0.2, gt=0, le=1, description="alert when the expected profit per customer falls by "
+                               "more than this share of the reference's")
+    auc_drop: float = Field(0.05, gt=0, lt=1, description="alert when the estimated ROC AUC is this far below the "
+                            "reference's")
+    level: float = Field(0.9, gt=0, lt=1, description="level of the intervals (performance and profit)")
+    min_rows: int = Field(50, ge=1, description="a window with fewer rows is refused (exit 2)")
+    alert_on: list[_ALERTS] = Field(default_factory=lambda: ['features', 'probability', 'performance', 'profit'])
+    mlflow: bool = Field(False, description="also log each monitoring run to MLflow, under the model's experiment")
 
 # %% ../nbs/00_config.ipynb #c5da02d1
 def _fsync_dir(folder: Path):
@@ -290,6 +322,7 @@ class Settings(_Section):
     tracking: TrackingSettings = TrackingSettings()
     serving: ServingSettings = ServingSettings()
     generate: GenerateSettings = GenerateSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
 
 # %% ../nbs/00_config.ipynb #1942e8ca
 def _fmt_errors(err: ValidationError, source: str) -> str:

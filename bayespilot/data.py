@@ -15,8 +15,8 @@ from .schema import (NUMERIC_TEXT_SHARE, Schema, as_category, as_numeric, availa
                                feature_roles, infer_schema, target_to_binary)
 
 # %% auto #0
-__all__ = ['table_stem', 'write_table', 'blank_to_nan', 'read_table', 'Dataset', 'frame_sha256', 'prepare', 'load_dataset',
-           'split_indices']
+__all__ = ['table_stem', 'write_table', 'blank_to_nan', 'check_unique_columns', 'read_table', 'Dataset', 'frame_sha256',
+           'prepare', 'load_dataset', 'split_indices']
 
 # %% ../nbs/02_data.ipynb #7d5769e3
 _TABLE_SUFFIXES = {'.csv': ('csv', None), '.csv.gz': ('csv', 'gzip'), '.csv.bz2': ('csv', 'bz2'),
@@ -78,6 +78,19 @@ def _read_raw(path: Path, fmt: str, comp: Optional[str], missing) -> pd.DataFram
     if fmt == 'parquet': return pd.read_parquet(path)
     return pd.read_csv(path, compression=comp, na_values=list(missing), keep_default_na=False, low_memory=False)
 
+def check_unique_columns(names, where: str) -> None:
+    "DataError naming the column names that occur more than once (pandas would silently rename one to `name.1`)."
+    seen, dup = set(), {}
+    for n in map(str, names):
+        if n in seen: dup[n] = True
+        seen.add(n)
+    if dup := list(dup):
+        raise DataError(f"{where} has duplicated column names {dup}: give every column its own name")
+
+def _header(path: Path, comp: Optional[str]) -> list[str]:
+    "The raw first line of a CSV file, as pandas splits it (before it renames duplicates)."
+    return pd.read_csv(path, compression=comp, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
+
 def _check_file(path: Path):
     "DataError unless `path` is an existing, non-empty file."
     if not path.exists(): raise DataError(f"data file not found: {path}")
@@ -97,6 +110,7 @@ def read_table(path, missing=DEFAULT_MISSING) -> pd.DataFrame:
                 else f"UTF-8, comma-separated text{' compressed with ' + comp if comp else ''}")
         raise DataError(f"could not read {path} (expected {hint}): {type(e).__name__}: {str(e)[:200]}") from None
     if len(df) == 0: raise DataError(f"data file has a header but no rows: {path} (columns: {list(df.columns)[:10]})")
+    check_unique_columns(_header(path, comp) if fmt == 'csv' else df.columns, str(path))
     df.columns = [str(c) for c in df.columns]
     return blank_to_nan(df, missing)
 
@@ -223,6 +237,7 @@ def _no_features(df: pd.DataFrame, ds: DataSettings, id_col, value_col) -> DataE
 def prepare(df: pd.DataFrame, data_settings: DataSettings, sha256: Optional[str] = None) -> Dataset:
     "Validate a raw table against the data settings; split it into features, 0/1 target, ids, values and schema."
     ds, raw = data_settings, df
+    check_unique_columns(df.columns, 'the table')
     df = blank_to_nan(df, ds.missing)
     if ds.target not in df.columns:
         raise DataError(f"target column {ds.target!r} not in the data; "

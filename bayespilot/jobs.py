@@ -17,15 +17,16 @@ from .thresholds import best_thresholds
 from .stage2 import REFIT_FOLDS, RULES, STACK, Stage2Classifier
 from .reports import (comparison_table, decision_report, deployment_thresholds, metric_dict, priced_table,
                                 write_stage1_report, write_stage2_reports)
+from .reference import build_reference
 from .artifacts import atomic_write_json, card_path, save_artifact
 from .tracking import (log_candidate_runs, log_model, log_stack_run, log_stage1_run, open_tracking, register,
                                  settings_params)
 
 # %% auto #0
-__all__ = ['step', 'prepare_stage1', 'baseline_card', 'stage1_result', 'train_baseline', 'fit_message', 'stack_message',
-           'fit_stage2', 'prepare_stage2', 'selection_detail', 'selection_info', 'stage2_thresholds', 'stage2_common',
-           'stage2_card', 'selected_record', 'write_stage2_files', 'log_deployed', 'log_stage2_summary',
-           'stage2_result', 'train_stage2']
+__all__ = ['step', 'prepare_stage1', 'stage1_reference', 'baseline_card', 'stage1_result', 'train_baseline', 'fit_message',
+           'stack_message', 'fit_stage2', 'prepare_stage2', 'selection_detail', 'selection_info', 'stage2_thresholds',
+           'stage2_common', 'stage2_card', 'selected_record', 'stage2_reference', 'write_stage2_files', 'log_deployed',
+           'log_stage2_summary', 'stage2_result', 'train_stage2']
 
 # %% ../nbs/20_jobs.ipynb #731a153c
 @contextmanager
@@ -58,6 +59,14 @@ def prepare_stage1(settings: Settings, progress: bool = True) -> dict:
     probs = {'logistic regression': p} | ({} if p_true is None else {'true probability': p_true})
     return {'ds': ds, 'pipe': pipe, 'train': tr, 'test': te, 'probs': probs, 'metrics': metrics}
 
+# %% ../nbs/20_jobs.ipynb #be39d2ef
+def stage1_reference(s1: dict, settings: Settings) -> dict:
+    "Stage 1 reference profile: features of the training rows; probability, money, performance on the test split."
+    ds, te = s1['ds'], s1['test']
+    v = None if ds.value is None else ds.value.to_numpy(dtype=float)[te]
+    return build_reference(ds.schema, ds.X.iloc[s1['train']], s1['probs']['logistic regression'], ds.y[te], v,
+                           settings.decision, settings.monitoring)
+
 # %% ../nbs/20_jobs.ipynb #a5aa5aba
 def baseline_card(ds, metrics: dict, run_id: str, settings: Settings, n_train: int) -> dict:
     "Model card fields for the Stage 1 artifact."
@@ -82,13 +91,14 @@ def train_baseline(settings: Settings, progress: bool = True) -> dict:
     t0 = time.perf_counter()
     s1 = prepare_stage1(settings, progress)
     ds, te, metrics = s1['ds'], s1['test'], s1['metrics']
+    reference = stage1_reference(s1, settings)
     with step("opening MLflow", progress): uri = open_tracking(settings.tracking)
     report_dir, artifact = Path(settings.paths.reports)/'stage1', Path(settings.paths.artifacts)/'churn_pipeline.pkl'
     with mlflow.start_run(run_name='stage1-baseline', tags={'bayespilot.stage': '1'}) as run:
         with step(f"writing {report_dir} and {artifact}", progress):
             files = write_stage1_report(report_dir, ds.y[te], s1['probs'], metrics)
             card = save_artifact(s1['pipe'], artifact, baseline_card(ds, metrics, run.info.run_id, settings,
-                                                                     len(s1['train'])))
+                                                                     len(s1['train'])) | {'reference': reference})
         with step("logging the run to MLflow", progress):
             log_stage1_run(settings, metrics, [artifact, card_path(artifact), *files.values()], s1['pipe'],
                            ds.X.iloc[te[:5]])
@@ -204,6 +214,14 @@ def selected_record(card: dict, thresholds: dict, policy, decision_summary: dict
         'sha256': card['sha256'], 'mlflow_run_id': card['mlflow_run_id'], 'registered_model': card['registered_model'],
         'created_at': card['created_at'], 'schema': card['schema'], 'data_fingerprint': card.get('data_fingerprint')}
 
+# %% ../nbs/20_jobs.ipynb #da76d97c
+def stage2_reference(s2: dict, policy, settings: Settings) -> dict:
+    "The deployed model's reference profile: features of the training rows; probability, money, performance on test."
+    ds, te, values = s2['ds'], s2['test'], s2['values']
+    rows = np.sort(np.concatenate([s2['train'], s2['calibration']]))
+    return build_reference(ds.schema, ds.X.iloc[rows], s2['probs'][(s2['clf'].selected_, 'calibrated')], ds.y[te],
+                           None if values is None else values[te], policy, settings.monitoring)
+
 # %% ../nbs/20_jobs.ipynb #99b98ae4
 def write_stage2_files(s2: dict, settings: Settings, progress: bool = True) -> tuple:
     "The Stage 2 and decision reports; returns the written files, thresholds, policy and decision summary."
@@ -260,6 +278,7 @@ def train_stage2(settings: Settings, progress: bool = True, n_jobs: int = 2, ref
         clf, deployed = s2['clf'], adir / 'deployed_pipeline.pkl'
         selection = selection_info(clf, settings.stage2.selection, len(s2['selection']))
         files, thresholds, policy, summary = write_stage2_files(s2, settings, progress)
+        reference = stage2_reference(s2, policy, settings)
         with step("opening MLflow", progress): uri = open_tracking(settings.tracking)
         with mlflow.start_run(run_name='stage2', tags={'bayespilot.stage': '2'}) as run:
             with step(f"saving candidates to {adir} with one MLflow run each", progress):
@@ -267,8 +286,8 @@ def train_stage2(settings: Settings, progress: bool = True, n_jobs: int = 2, ref
                 log_candidate_runs(clf.candidates_, s2['comparison'], files, stage2_common(s2), adir)
                 if STACK in set(s2['comparison'].candidate): log_stack_run(clf.stack_, s2['comparison'], files, STACK)
             info, registered = log_deployed(s2, settings, progress)
-            card = save_artifact(clf.model_, deployed, stage2_card(s2, thresholds, policy, registered, run.info.run_id,
-                                                                   info.model_uri, selection))
+            fields = stage2_card(s2, thresholds, policy, registered, run.info.run_id, info.model_uri, selection)
+            card = save_artifact(clf.model_, deployed, fields | {'reference': reference})
             record = selected_record(card, thresholds, policy, summary, settings)
             atomic_write_json(Path(settings.paths.reports) / 'stage2' / 'selected_model.json', record)
             log_stage2_summary(s2, thresholds, selection, settings, deployed)

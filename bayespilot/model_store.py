@@ -4,21 +4,23 @@
 
 # %% ../nbs/15_model_store.ipynb #0888849b
 from __future__ import annotations
-import json, os, time
+import json, math, os, time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Annotated, Any, Callable, Optional
 import numpy as np, pandas as pd
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, create_model
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
 from .config import ConfigError, DecisionSettings, Settings
 from .schema import Schema
-from .artifacts import IntegrityError, atomic_write_json, load_artifact
-from .scorer import fast_scorer
+from .artifacts import IntegrityError, ModelCheckError, atomic_write_json, load_artifact
+from .scorer import fast_scorer, random_rows
 
 # %% auto #0
-__all__ = ['MAX_TEXT', 'MAX_ABS', 'LOAD_ERRORS', 'RELOAD_FILE', 'card_policy', 'model_version', 'request_model', 'Capacities',
-           'batch_model', 'LoadedModel', 'load_model', 'ReloadWatch', 'reload_watch', 'read_announcement', 'announce',
-           'announcement_due', 'follow_announcement', 'forget_announcement']
+__all__ = ['MAX_TEXT', 'MAX_ABS', 'MAX_CAPACITY', 'Text', 'Count', 'LOAD_ERRORS', 'RELOAD_FILE', 'CHECK_EVERY', 'card_policy',
+           'model_version', 'card_identity', 'request_model', 'Capacities', 'batch_model', 'LoadedModel',
+           'check_card_schema', 'probe', 'load_model', 'ReloadWatch', 'reload_watch', 'read_announcement', 'announce',
+           'announcement_due', 'follow_announcement', 'forget_announcement', 'ReloadRefused', 'models_dir',
+           'reload_target', 'public_text']
 
 # %% ../nbs/15_model_store.ipynb #c258a723
 def card_policy(card: dict, fallback: DecisionSettings) -> tuple[DecisionSettings, str]:
@@ -39,26 +41,42 @@ def model_version(card: dict) -> str:
     if reg.get('name') and reg.get('version') is not None: return f"{reg['name']}:{reg['version']}"
     return f"unregistered:{str(card.get('sha256', ''))[:12]}"
 
+def card_identity(card: dict) -> str:
+    "What tells two deployed models apart: the card's seal (it covers every field and the pkl's sha256)."
+    return str(card.get('card_sha256') or card.get('sha256') or '')
+
 # %% ../nbs/15_model_store.ipynb #4164ce3d
 MAX_TEXT = 200  # longest categorical value or customer id accepted
 MAX_ABS = 1e15  # numeric values beyond this are rejected: they overflow the scaled features
+MAX_CAPACITY = 10**9  # larger capacities mean "unlimited" anyway; bounded so every accepted value can be echoed
 
 def _numeric_field(col: str, stats: dict | None):
-    "An optional finite float field, documented with its training range; the median is the example."
+    "An optional finite float field (strict: no booleans, no strings), documented with its training range."
     st = stats or {}
     rng = f"; training range {st.get('min')} to {st.get('max')}" if st.get('min') is not None else ''
     ex = st.get('median')
-    return (Optional[float], Field(None, alias=col, allow_inf_nan=False, ge=-MAX_ABS, le=MAX_ABS,
+    return (Optional[float], Field(None, alias=col, strict=True, allow_inf_nan=False, ge=-MAX_ABS, le=MAX_ABS,
                                    examples=[ex] if ex is not None else None,
                                    description=f"numeric{rng}; omit or null when unknown (imputed); |value| <= 1e15"))
+
+def _number_as_text(v):
+    "A JSON number for a text field becomes its text; booleans and numbers beyond 1e15 are refused."
+    if isinstance(v, bool) or not isinstance(v, (int, float)): return v  # strings pass; anything else fails as str
+    if not (math.isfinite(v) and abs(v) <= MAX_ABS): raise ValueError('a number here must be at most 1e15 in size')
+    return str(v)
+
+_TEXT_SCHEMA = {'anyOf': [{'type': 'string', 'maxLength': MAX_TEXT},
+                          {'type': 'number', 'minimum': -MAX_ABS, 'maximum': MAX_ABS}, {'type': 'null'}]}
+Text = Annotated[Optional[str], BeforeValidator(_number_as_text), WithJsonSchema(_TEXT_SCHEMA)]
 
 def _categorical_field(col: str, levels: list, example: Optional[str] = None):
     "An optional string field, documented with its known levels; `example` (the most frequent level) is the example."
     shown = ', '.join(map(str, levels[:20])) + (f' … ({len(levels)} known levels)' if len(levels) > 20 else '')
-    return (Optional[str], Field(None, alias=col, max_length=MAX_TEXT, examples=[str(example)] if example is not None
-                                 else None, description=f"categorical; known values: {shown or 'none recorded'}; "
-                                 "unseen values are accepted and flagged in `warnings`; omit or null when unknown",
-                                 json_schema_extra={'x-known-values': [str(v) for v in levels[:100]]}))
+    return (Text, Field(None, alias=col, strict=True, max_length=MAX_TEXT,
+                        examples=[str(example)] if example is not None else None,
+                        description=f"categorical; known values: {shown or 'none recorded'}; "
+                        "unseen values are accepted and flagged in `warnings`; omit or null when unknown",
+                        json_schema_extra={'x-known-values': [str(v) for v in levels[:100]]}))
 
 # %% ../nbs/15_model_store.ipynb #0bc6d258
 def _feature_fields(schema: Schema) -> list[tuple[str, str]]:
@@ -69,24 +87,31 @@ def _feature_fields(schema: Schema) -> list[tuple[str, str]]:
 def request_model(schema: Schema) -> type[BaseModel]:
     "The `/predict` body model for `schema`: one optional field per feature, `customer_id`, value column; no extras."
     ids = AliasChoices(*dict.fromkeys(['customer_id', schema.id or 'customer_id']))
-    fields = {'customer_id': (Optional[str], Field(None, max_length=MAX_TEXT, validation_alias=ids,
+    fields = {'customer_id': (Text, Field(None, strict=True, max_length=MAX_TEXT, validation_alias=ids,
                                                     description='your customer id, echoed and logged'))}
     for attr, c in _feature_fields(schema):
         fields[attr] = (_numeric_field(c, schema.numeric_stats.get(c)) if attr[0] == 'n' else
                         _categorical_field(c, schema.categories.get(c, []), schema.most_frequent(c)))
     if schema.value and schema.value not in schema.features:
-        fields['value'] = (Optional[float], Field(None, alias=schema.value, ge=0, allow_inf_nan=False,
+        fields['value'] = (Optional[float], Field(None, alias=schema.value, ge=0, le=MAX_ABS, strict=True,
+                                                  allow_inf_nan=False,
                            description='customer value (CLV) for the expected-value decision; '
                                        'default `decision.default_value`'))
-    cfg = ConfigDict(extra='forbid', coerce_numbers_to_str=True, populate_by_name=False, title='PredictRequest')
+    cfg = ConfigDict(extra='forbid', populate_by_name=False, title='PredictRequest')
     return create_model('PredictRequest', __config__=cfg, **fields)
 
 # %% ../nbs/15_model_store.ipynb #34965f56
+def _whole(v):
+    "A float with no fraction (a JSON Schema integer, e.g. 3.0) as an int; anything else as it is (booleans fail)."
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+Count = Annotated[Optional[int], BeforeValidator(_whole)]
+
 class Capacities(BaseModel):
     "How many customers each non-monitor action can take in this batch (omit for unlimited)."
-    model_config = ConfigDict(extra='forbid')
-    review: Optional[int] = Field(None, ge=0)
-    escalate: Optional[int] = Field(None, ge=0)
+    model_config = ConfigDict(extra='forbid', strict=True)
+    review: Count = Field(None, ge=0, le=MAX_CAPACITY)
+    escalate: Count = Field(None, ge=0, le=MAX_CAPACITY)
 
 def batch_model(item: type[BaseModel], max_batch: int) -> type[BaseModel]:
     "The `/predict/batch` body: `customers` (1 to `max_batch` items of `item`) and optional `capacities`."
@@ -115,6 +140,9 @@ class LoadedModel:
     @property
     def sha256(self) -> str: return self.card.get('sha256', '')
 
+    @property
+    def identity(self) -> str: return card_identity(self.card)
+
     def proba(self, row: dict) -> float:
         "Churn probability of one raw row (compiled scorer when available)."
         if self.scorer is not None: return self.scorer(row)
@@ -127,21 +155,50 @@ class LoadedModel:
 
 LOAD_ERRORS = (IntegrityError, FileNotFoundError, ConfigError, OSError, ValueError)  # why a model cannot be served
 
-def load_model(path, settings: Settings) -> LoadedModel:
-    "Verify (sha256 before unpickling) and load an artifact, and derive the request models, policy and scorer."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f'model artifact not found: {path}')
-    pipeline, card = load_artifact(path)
+def check_card_schema(d) -> dict:
+    "The card's schema when its feature lists are lists of distinct column names; else `ModelCheckError`."
+    if not isinstance(d, dict): raise ModelCheckError(f"model card schema must be an object, got {type(d).__name__}")
+    for k in ('numeric', 'categorical'):
+        v = d.get(k, [])
+        if not isinstance(v, list) or not all(isinstance(c, str) and c for c in v):
+            raise ModelCheckError(f"model card schema.{k} must be a list of column names, got {str(v)[:60]!r}")
+    cols = d.get('numeric', []) + d.get('categorical', [])
+    if dup := sorted({c for c in cols if cols.count(c) > 1}): raise ModelCheckError(f"schema names {dup} twice")
+    return d
+
+def _derive(pipeline, card: dict, path: Path, settings: Settings) -> LoadedModel:
+    "The request models, policy and scorer of a verified (pipeline, card)."
     if 'schema' not in card: raise ConfigError(f'model card of {path} has no schema')
-    schema = Schema.from_dict(card['schema'])
+    schema = Schema.from_dict(check_card_schema(card['schema']))
     policy, source = card_policy(card, settings.decision)
     req, (scorer, why) = request_model(schema), fast_scorer(pipeline, schema)
     known = {c: frozenset(map(str, schema.categories.get(c, []))) for c in schema.categorical}
     return LoadedModel(pipeline, card, schema, path, model_version(card), policy, source, req,
                        batch_model(req, settings.serving.max_batch), scorer, why, known, _feature_fields(schema))
 
+def probe(m: LoadedModel, n: int = 8) -> LoadedModel:
+    "`m` once it scores rows of its schema (an empty one too) as probabilities in [0, 1]; else `ModelCheckError`."
+    rows = random_rows(m.schema, n, seed=7) + [{}]
+    try: p, q = m.probas(rows), np.array([m.proba(r) for r in rows], dtype=float)
+    except Exception as e: raise ModelCheckError(f"probe prediction failed: {type(e).__name__}: {e}") from None
+    if p.shape != (len(rows),) or not (np.isfinite(p).all() and (p >= 0).all() and (p <= 1).all()):
+        raise ModelCheckError(f"probe prediction is not a probability per row: {np.asarray(p).ravel()[:3]}")
+    if not np.allclose(p, q, rtol=0, atol=1e-6): raise ModelCheckError("probe: single-row and batch scores disagree")
+    return m
+
+def load_model(path, settings: Settings, key: bytes | None = None) -> LoadedModel:
+    "Verify (card seal and sha256 before unpickling), load and derive a model; ready only after a probe prediction."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f'model artifact not found: {path}')
+    pipeline, card = load_artifact(path, key)
+    try: m = _derive(pipeline, card, path, settings)
+    except LOAD_ERRORS: raise
+    except Exception as e: raise ModelCheckError(f"not a servable model: {type(e).__name__}: {e}") from None
+    return probe(m)
+
 # %% ../nbs/15_model_store.ipynb #0f24980e
 RELOAD_FILE = 'reload.json'
+CHECK_EVERY = 0.25  # seconds between two looks at the reload file
 
 @dataclass
 class ReloadWatch:
@@ -156,7 +213,7 @@ def reload_watch(directory) -> ReloadWatch:
     return ReloadWatch(Path(directory)/RELOAD_FILE if directory else None)
 
 def read_announcement(watch: ReloadWatch) -> Optional[dict]:
-    "The model announced in the shared reload file ({model_path, sha256, pid, mtime_ns}), if any."
+    "The model announced in the shared reload file ({model_path, identity, sha256, mtime_ns}), if any."
     if watch.path is None: return None
     try: return json.loads(watch.path.read_text()) | {'mtime_ns': watch.path.stat().st_mtime_ns}
     except (OSError, ValueError): return None
@@ -165,34 +222,58 @@ def read_announcement(watch: ReloadWatch) -> Optional[dict]:
 def announce(watch: ReloadWatch, m: LoadedModel) -> Optional[dict]:
     "Tell the other workers that `m` is now the model to serve (this worker has already swapped it in)."
     if watch.path is None: return None
-    atomic_write_json(watch.path, {'model_path': str(m.path), 'sha256': m.sha256, 'pid': os.getpid()})
+    atomic_write_json(watch.path, {'model_path': str(m.path), 'identity': m.identity, 'sha256': m.sha256})
     ann = read_announcement(watch)
     watch.seen_mtime = ann['mtime_ns']
     return ann
 
-def announcement_due(watch: ReloadWatch, serving_sha256: Optional[str]) -> Optional[dict]:
-    "The announced model when another worker reloaded since this one last looked (checked at most twice a second)."
+def announcement_due(watch: ReloadWatch, serving: Optional[str]) -> Optional[dict]:
+    "The announced model when another worker reloaded since this one last looked and it is not `serving` (identity)."
     now = time.monotonic()
     if watch.path is None or watch.busy or now < watch.next_check: return None
-    watch.next_check = now + 0.5
+    watch.next_check = now + CHECK_EVERY
     try: mt = watch.path.stat().st_mtime_ns
     except OSError: return None
     if mt == watch.seen_mtime: return None
     ann = read_announcement(watch)
     if ann is None: return None
     watch.seen_mtime = ann['mtime_ns']
-    return None if ann.get('sha256') == serving_sha256 else ann
+    return None if ann.get('identity') == serving else ann
 
 # %% ../nbs/15_model_store.ipynb #1eef7ce4
 def follow_announcement(watch: ReloadWatch, ann: dict, settings: Settings) -> Optional[LoadedModel]:
-    "The announced model when it verifies and has the announced sha256, else None (keep the current model)."
+    "The announced model when it verifies, passes its probe and has the announced identity, else None."
     watch.busy = True
     try:
         new = load_model(ann['model_path'], settings)
-        return new if new.sha256 == ann.get('sha256') else None
+        return new if new.identity == ann.get('identity') else None
     except Exception: return None  # changed or fails verification: keep serving the verified model
     finally: watch.busy = False
 
 def forget_announcement(directory) -> None:
     "Remove the reload file from the shared `directory` (a new server starts from its configured model)."
     if directory: (Path(directory)/RELOAD_FILE).unlink(missing_ok=True)
+
+# %% ../nbs/15_model_store.ipynb #39fe07ac
+class ReloadRefused(ValueError):
+    "A reload named an artifact outside the models directory (or not a .pkl)."
+
+def models_dir(settings: Settings, model_path=None) -> Path:
+    "The only folder reloads load from: `serving.models_dir`, else the served model's folder."
+    return Path(settings.serving.models_dir or Path(model_path or settings.serving.model_path).parent)
+
+def reload_target(requested: Optional[str], root, default) -> Path:
+    "The artifact to reload: `default`, or `requested` when it names a .pkl inside `root`; else `ReloadRefused`."
+    if requested is None: return Path(default)
+    base = Path(root).resolve()
+    p = Path(requested)
+    target = (p if p.is_absolute() else base/p).resolve()  # symlinks and '..' resolved; existence not looked at
+    if target.suffix != '.pkl' or not target.is_relative_to(base) or target == base:
+        raise ReloadRefused('model_path must name a .pkl artifact inside the models directory (serving.models_dir)')
+    return target
+
+def public_text(text: str, root) -> str:
+    "`text` with the models directory's absolute path left out (artifact names stay)."
+    for d in sorted({str(Path(root).resolve()), str(Path(root).absolute()), str(root)}, key=len, reverse=True):
+        if d not in ('', '.'): text = text.replace(d + os.sep, '')
+    return text

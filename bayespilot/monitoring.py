@@ -105,18 +105,17 @@ def _write_all(fd: int, data: bytes) -> None:
 
 # %% ../nbs/16_monitoring.ipynb #cc5aeda6
 def rotated_numbers(path) -> list[int]:
-    "The numbers N of the existing rotated backups `path.N`, highest (oldest) first."
+    "The numbers N of the existing rotated backups `path.N`, lowest (oldest) first."
     path = Path(path); pat = re.compile(re.escape(path.name) + r'\.(\d+)')
     names = os.listdir(path.parent) if path.parent.is_dir() else []
-    return sorted((int(m[1]) for n in names if (m := pat.fullmatch(n))), reverse=True)
+    return sorted(int(m[1]) for n in names if (m := pat.fullmatch(n)))
 
 # %% ../nbs/16_monitoring.ipynb #8ac56d41
 class PredictionLog:
     "Append-only JSON-lines file shared by many processes: one complete line per record, rotated by size under a lock."
-    def __init__(self, path, max_bytes: int = 50_000_000, backups: int = 5, fsync: bool = False):
+    def __init__(self, path, max_bytes: int = 50_000_000, backups: int = 0, fsync: bool = False):
         if int(max_bytes) < 1: raise ValueError(f"max_bytes must be >= 1, got {max_bytes!r}")
-        if int(backups) < 1:
-            raise ValueError(f"backups must be >= 1 (rotation keeps at least one old file), got {backups!r}")
+        if int(backups) < 0: raise ValueError(f"backups must be >= 0 (0 keeps every rotated file), got {backups!r}")
         self.path, self.max_bytes, self.backups, self.fsync = Path(path), int(max_bytes), int(backups), fsync
         self.lock_path, self._pathstr = Path(f'{self.path}.lock'), os.fspath(self.path)
         self._fd = self._lock_fd = self._ino = self._end = None
@@ -175,11 +174,17 @@ class PredictionLog:
         return len(data)
 
     def _rotate(self):
-        "Under the lock: path.{n-1} -> path.{n}, ..., path -> path.1 (path.{backups} is dropped), then a fresh path."
-        for i in rotated_numbers(self.path):  # newest-numbered first, so no rename overwrites an unshifted file
-            if i < self.backups: os.replace(f'{self.path}.{i}', f'{self.path}.{i + 1}')
-        os.replace(self.path, f'{self.path}.1')
+        "Under the lock: path -> path.{newest + 1}; beyond a retention of `backups` files the oldest go; a fresh path."
+        nums = rotated_numbers(self.path)
+        os.replace(self.path, f'{self.path}.{(nums[-1] if nums else 0) + 1}')
+        if self.backups:
+            for i in nums[:max(0, len(nums) + 1 - self.backups)]: os.unlink(f'{self.path}.{i}')
         self._reopen(); self.rotations += 1
+
+    def retention(self) -> str:
+        "What this log keeps, in words (`bayespilot serve` prints it at startup)."
+        keep = f'the newest {self.backups} rotated file(s)' if self.backups else 'every rotated file (none deleted)'
+        return f'{self.path}: rotated at {self.max_bytes:,} bytes, keeps {keep}'
 
     def _close_files(self):
         "Close both descriptors and forget the file they pointed at."

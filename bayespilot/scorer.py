@@ -4,10 +4,10 @@
 
 # %% ../nbs/14_scorer.ipynb #148cb697
 from __future__ import annotations
-import hashlib, math, pickle, warnings
-from dataclasses import dataclass
-from typing import Any, Callable, Optional
-import numba, numpy as np, pandas as pd
+import functools, hashlib, math, pickle, warnings
+from dataclasses import dataclass, replace
+from typing import Any, Callable, NamedTuple, Optional
+import numpy as np, pandas as pd
 from scipy.special import expit
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
@@ -16,18 +16,16 @@ from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
-from sklearn.tree import DecisionTreeClassifier
 from .schema import Schema, level
 from .features import SchemaCoercer
+from .calibration import LogOdds, log_odds
 from .stacking import EPS, Stack
+from .trees import NotCompiled, hgb_tree_nodes, join_trees, sklearn_tree_nodes
 
 # %% auto #0
-__all__ = ['NotCompiled', 'compile_scorer', 'random_rows', 'max_abs_diff', 'fast_scorer']
+__all__ = ['Scorer', 'compile_scorer', 'random_rows', 'max_abs_diff', 'batch_abs_diff', 'fast_scorer']
 
 # %% ../nbs/14_scorer.ipynb #b93c2a81
-class NotCompiled(Exception):
-    "A pipeline component the single-row scorer does not compile; the message names it."
-
 def _missing(v) -> bool:
     "None or NaN: what scikit-learn treats as missing."
     return v is None or (isinstance(v, float) and v != v)
@@ -38,31 +36,48 @@ def _probe_frame(est, rows: list[list]) -> Any:
     if names is None: return np.array(rows, dtype=object)
     return pd.DataFrame(rows, columns=list(names), dtype=object)
 
+class _Fn(NamedTuple):
+    "A compiled transform, twice: `row` maps one row's list of values, `batch` a chunk's list of columns (arrays)."
+    row: Callable
+    batch: Callable
+
+def _as_columns(x) -> list:
+    "A chunk as a list of columns (a 2-d array is split into its columns)."
+    return [x[:, j] for j in range(x.shape[1])] if isinstance(x, np.ndarray) and x.ndim == 2 else list(x)
+
+def _as_matrix(x) -> np.ndarray:
+    "A chunk (2-d array or list of columns) as one float64 matrix, rows x columns."
+    if isinstance(x, np.ndarray) and x.ndim == 2: return x.astype(np.float64, copy=False)
+    return np.column_stack([np.asarray(c, dtype=np.float64) for c in x])
+
 # %% ../nbs/14_scorer.ipynb #7eaaf892
-def _compile_imputer(imp: SimpleImputer, k: int) -> Callable:
+def _compile_imputer(imp: SimpleImputer, k: int) -> _Fn:
     "Missing values -> the imputer's own fill values, read from an all-missing probe row."
     if imp.add_indicator: raise NotCompiled('SimpleImputer(add_indicator=True)')
     if not _missing(imp.missing_values): raise NotCompiled(f'SimpleImputer(missing_values={imp.missing_values!r})')
     with np.errstate(all='ignore'):
         fill = list(imp.transform(_probe_frame(imp, [[np.nan] * k]))[0])
     if len(fill) != k: raise NotCompiled('SimpleImputer that drops all-missing columns')
-    return lambda vals: [f if _missing(v) else v for v, f in zip(vals, fill)]
+    return _Fn(lambda vals: [f if _missing(v) else v for v, f in zip(vals, fill)],
+               lambda cols: [np.where(pd.isna(c), f, c) for c, f in zip(_as_columns(cols), fill)])
 
-def _compile_scaler(sc: StandardScaler) -> Callable:
-    "`(x - mean_) / scale_` as scikit-learn computes it (the same IEEE operations, on Python floats)."
+def _compile_scaler(sc: StandardScaler) -> _Fn:
+    "`(x - mean_) / scale_` as scikit-learn computes it (the same IEEE operations, on Python floats or arrays)."
     mean = [float(m) for m in sc.mean_] if sc.with_mean else None
     scale = [float(m) for m in sc.scale_] if sc.with_std else None
     def f(vals):
         x = [float(v) for v in vals]
         if mean is not None: x = [a - m for a, m in zip(x, mean)]
         return [a / d for a, d in zip(x, scale)] if scale is not None else x
-    return f
+    shift, div = np.array(mean if mean is not None else 0.0), np.array(scale if scale is not None else 1.0)
+    return _Fn(f, lambda cols: (_as_matrix(cols) - shift) / div)  # - 0.0 and / 1.0 change no float
 
-def _compile_indicator(mi: MissingIndicator) -> Callable:
+def _compile_indicator(mi: MissingIndicator) -> _Fn:
     "1.0 for each indicated column that is missing."
     if not _missing(mi.missing_values): raise NotCompiled(f'MissingIndicator(missing_values={mi.missing_values!r})')
     idx = list(mi.features_)
-    return lambda vals: [1.0 if _missing(vals[j]) else 0.0 for j in idx]
+    return _Fn(lambda vals: [1.0 if _missing(vals[j]) else 0.0 for j in idx],
+               lambda cols: _as_matrix([pd.isna(c) for c in (_as_columns(cols)[j] for j in idx)]))
 
 # %% ../nbs/14_scorer.ipynb #633c5a9d
 _UNSEEN = '\x00bayespilot-unseen-probe\x00'
@@ -86,31 +101,40 @@ def _onehot_tables(ohe: OneHotEncoder, k: int) -> tuple[list[dict], list[np.ndar
     if widths is None: raise NotCompiled('OneHotEncoder without _n_features_outs')
     return _level_tables(ohe, k, widths)
 
-def _compile_onehot(ohe: OneHotEncoder, k: int) -> Callable:
+def _table_lookup(tables: list[dict], unseen: list) -> Callable:
+    "Chunk version of the level tables: each column's values -> its rows of outputs (unseen levels: the last row)."
+    index = [pd.Index(list(t)) for t in tables]
+    mats = [np.vstack([np.atleast_1d(np.asarray(r, dtype=np.float64)) for r in [*t.values(), u]])
+            for t, u in zip(tables, unseen)]
+    return lambda cols: np.hstack([m[ix.get_indexer(pd.Index(c))] for c, ix, m in zip(_as_columns(cols), index, mats)])
+
+def _compile_onehot(ohe: OneHotEncoder, k: int) -> _Fn:
     "A lookup table per column: every known level's output row, and the row an unseen level gets."
     tables, unseen = _onehot_tables(ohe, k)
+    batch = _table_lookup(tables, unseen)
     tables, unseen = [{lvl: row.tolist() for lvl, row in t.items()} for t in tables], [u.tolist() for u in unseen]
-    return lambda vals: [x for v, t, u in zip(vals, tables, unseen) for x in t.get(v, u)]
+    return _Fn(lambda vals: [x for v, t, u in zip(vals, tables, unseen) for x in t.get(v, u)], batch)
 
-def _compile_target(te: TargetEncoder, k: int) -> Callable:
+def _compile_target(te: TargetEncoder, k: int) -> _Fn:
     "A binary target encoder: each known level's encoding (learned on all rows); unseen levels the overall rate."
     if te.target_type_ != 'binary': raise NotCompiled(f'TargetEncoder(target_type={te.target_type_!r})')
     tables, unseen = _level_tables(te, k, [1] * k)
     tables, unseen = [{lvl: float(row[0]) for lvl, row in t.items()} for t in tables], [float(u[0]) for u in unseen]
-    return lambda vals: [t.get(v, u) for v, t, u in zip(vals, tables, unseen)]
+    return _Fn(lambda vals: [t.get(v, u) for v, t, u in zip(vals, tables, unseen)], _table_lookup(tables, unseen))
 
 # %% ../nbs/14_scorer.ipynb #b785823b
 def _is_passthrough(step) -> bool: return isinstance(step, str) and step == 'passthrough'
 
-def _compile_step(step, k: int) -> Callable:
+def _chain(fns: list) -> Callable:
+    "Functions applied one after the other."
+    return lambda vals: functools.reduce(lambda v, fn: fn(v), fns, vals)
+
+def _compile_step(step, k: int) -> _Fn:
     "One transformer acting on `k` columns."
-    if _is_passthrough(step): return lambda vals: np.asarray(vals, dtype=np.float64)
+    if _is_passthrough(step): return _Fn(lambda vals: np.asarray(vals, dtype=np.float64), _as_matrix)
     if isinstance(step, Pipeline):
         fns = [_compile_step(s, k) for _, s in step.steps if not _is_passthrough(s)]
-        def chain(vals):
-            for fn in fns: vals = fn(vals)
-            return vals
-        return chain
+        return _Fn(_chain([f.row for f in fns]), _chain([f.batch for f in fns]))
     if isinstance(step, SimpleImputer): return _compile_imputer(step, k)
     if isinstance(step, StandardScaler): return _compile_scaler(step)
     if isinstance(step, MissingIndicator): return _compile_indicator(step)
@@ -129,15 +153,19 @@ def _branches(ct: ColumnTransformer, names: list[str]) -> list[tuple[list[int], 
         out.append(([pos[c] for c in cols], sl, trans))
     return out
 
-def _compile_columns(ct: ColumnTransformer, names: list[str]) -> Callable:
-    "The preprocessor: a list of coerced values (in `names` order) -> the model's input vector."
+def _compile_columns(ct: ColumnTransformer, names: list[str]) -> _Fn:
+    "The preprocessor: coerced values (in `names` order) -> the model's input vector; a chunk's columns -> matrix."
     parts = [(idx, sl, _compile_step(trans, len(idx))) for idx, sl, trans in _branches(ct, names)]
     width = max((sl.stop for _, sl, _ in parts), default=0)
     def f(vals):
         out = np.empty(width)
-        for idx, sl, fn in parts: out[sl] = fn([vals[i] for i in idx])
+        for idx, sl, fn in parts: out[sl] = fn.row([vals[i] for i in idx])
         return out
-    return f
+    def batch(cols):
+        out = np.empty((len(cols[0]) if cols else 0, width))
+        for idx, sl, fn in parts: out[:, sl] = _as_matrix(fn.batch([cols[i] for i in idx]))
+        return out
+    return _Fn(f, batch)
 
 # %% ../nbs/14_scorer.ipynb #45452afb
 def _weighted_onehot(ohe: OneHotEncoder, k: int, w: np.ndarray) -> Callable:
@@ -153,11 +181,8 @@ def _linear_share(step, k: int, w: np.ndarray) -> Callable:
     "A transformer followed by `. w` (its share of a linear score): values -> float, `w` folded into its last step."
     if isinstance(step, Pipeline):
         steps = [s for _, s in step.steps if not _is_passthrough(s)] or ['passthrough']
-        before, last = [_compile_step(s, k) for s in steps[:-1]], _linear_share(steps[-1], k, w)
-        def chain(vals):
-            for fn in before: vals = fn(vals)
-            return last(vals)
-        return chain
+        before, last = [_compile_step(s, k).row for s in steps[:-1]], _linear_share(steps[-1], k, w)
+        return lambda vals: last(_chain(before)(vals))
     if isinstance(step, StandardScaler):
         mean = [float(m) for m in step.mean_] if step.with_mean else [0.0] * k
         a = [float(x) for x in (w / step.scale_ if step.with_std else w)]
@@ -168,7 +193,7 @@ def _linear_share(step, k: int, w: np.ndarray) -> Callable:
             raise NotCompiled(f'MissingIndicator(missing_values={step.missing_values!r})')
         pairs = [(int(j), float(wk)) for j, wk in zip(step.features_, w)]
         return lambda vals: sum(wk for j, wk in pairs if _missing(vals[j]))
-    fn = _compile_step(step, k)
+    fn = _compile_step(step, k).row
     return lambda vals: float(np.asarray(fn(vals), dtype=np.float64) @ w)
 
 def _compile_linear(ct: ColumnTransformer, names: list[str], lr: LogisticRegression) -> Callable:
@@ -179,86 +204,21 @@ def _compile_linear(ct: ColumnTransformer, names: list[str], lr: LogisticRegress
     parts = [(idx, _linear_share(trans, len(idx), w[sl])) for idx, sl, trans in branches]
     return lambda vals: b + sum(fn([vals[i] for i in idx]) for idx, fn in parts)
 
-# %% ../nbs/14_scorer.ipynb #be02d3fd
-@dataclass
-class _Forest:
-    "Joined trees: node arrays with global child indices, a root per tree, a value per leaf, packed for the walk."
-    feature: np.ndarray; threshold: np.ndarray; left: np.ndarray; right: np.ndarray
-    missing_left: np.ndarray; leaf: np.ndarray; value: np.ndarray; roots: np.ndarray; float32: bool
-    packed: np.ndarray = None  # one 24-byte record per node for the compiled walk (`_pack_nodes`)
-
-    def total(self, x: np.ndarray) -> float:
-        "The sum over trees (in tree order) of the leaf value each tree gives to the row `x`: the compiled walk."
-        if self.float32: x = x.astype(np.float32).astype(np.float64)
-        return _walk_sum(np.ascontiguousarray(x, dtype=np.float64), self.packed, self.roots)
-
-_NODE = np.dtype([('thr', 'f8'), ('feature', 'i4'), ('left', 'i4'), ('right', 'i4'), ('miss_left', 'u1'),
-                  ('leaf', 'u1'), ('pad', 'u1', 2)])  # 24 bytes: a node's test in one record; a leaf's value in `thr`
-
-def _pack_nodes(f: _Forest) -> np.ndarray:
-    "The forest's nodes as one record array."
-    if len(f.leaf) >= 2**31: raise NotCompiled('a forest with more than 2**31 nodes')
-    p = np.zeros(len(f.leaf), dtype=_NODE)
-    p['thr'] = np.where(f.leaf, f.value, f.threshold)
-    p['feature'], p['left'], p['right'] = [np.where(f.leaf, 0, a) for a in (f.feature, f.left, f.right)]
-    p['miss_left'], p['leaf'] = f.missing_left, f.leaf
-    return p
-
-@numba.njit(cache=True, nogil=True)
-def _walk_sum(x, nodes, roots):
-    "Sum of the leaf values the trees (starting at `roots`) reach for row `x`: missing goes where training sent it."
-    total = 0.0
-    for r in roots:
-        nd = nodes[r]
-        while not nd.leaf:
-            v = x[nd.feature]
-            if v != v: nxt = nd.left if nd.miss_left else nd.right
-            elif v <= nd.thr: nxt = nd.left
-            else: nxt = nd.right
-            nd = nodes[nxt]
-        total += nd.thr
-    return total
-
-def _join_trees(trees: list[dict], float32: bool) -> _Forest:
-    "Concatenate per-tree node arrays into one forest, offsetting child indices."
-    offs = np.cumsum([0] + [len(t['feature']) for t in trees[:-1]])
-    cat = lambda k, shift=False: np.concatenate([t[k] + (o if shift else 0) for t, o in zip(trees, offs)])
-    leaf = cat('leaf').astype(bool)
-    f = _Forest(np.where(leaf, -1, cat('feature')).astype(np.intp), cat('threshold'), cat('left', True).astype(np.intp),
-                cat('right', True).astype(np.intp), cat('missing_left').astype(bool), leaf, cat('value'),
-                offs.astype(np.intp), float32)
-    f.packed = _pack_nodes(f)
-    return f
-
-# %% ../nbs/14_scorer.ipynb #a8550a87
-def _sklearn_tree_nodes(t: DecisionTreeClassifier) -> dict:
-    "Node arrays of a fitted classification tree; the leaf value is P(class 1)."
-    tr = t.tree_
-    if t.n_outputs_ != 1 or len(t.classes_) != 2: raise NotCompiled('a tree that is not a binary classifier')
-    v = tr.value[:, 0, :]; norm = v.sum(axis=1); norm[norm == 0] = 1.0
-    ml = getattr(tr, 'missing_go_to_left', np.zeros(tr.node_count, dtype=np.uint8))
-    return dict(feature=tr.feature.copy(), threshold=tr.threshold.copy(), left=tr.children_left.copy(),
-                right=tr.children_right.copy(), missing_left=np.asarray(ml), leaf=tr.children_left == -1,
-                value=v[:, 1] / norm)
-
-def _hgb_tree_nodes(pred) -> dict:
-    "Node arrays of one fitted histogram-boosting predictor; the leaf value is its raw score."
-    n = pred.nodes
-    if n['is_categorical'].any(): raise NotCompiled('HistGradientBoosting with native categorical splits')
-    return dict(feature=n['feature_idx'].astype(np.intp), threshold=n['num_threshold'].astype(np.float64),
-                left=n['left'].astype(np.intp), right=n['right'].astype(np.intp), missing_left=n['missing_go_to_left'],
-                leaf=n['is_leaf'].astype(bool), value=n['value'].astype(np.float64))
-
 # %% ../nbs/14_scorer.ipynb #62587e35
 @dataclass
 class _Compiled:
-    "A compiled model: P(class 1) for one input and its decision function; a pipeline also its two halves."
+    "A compiled model: P(class 1) and decision function for one input and for a chunk; a pipeline also its halves."
     proba: Callable
     decision: Optional[Callable] = None
+    batch: Optional[Callable] = None            # chunk (matrix, or raw DataFrame for a pipeline) -> P(class 1)
+    batch_decision: Optional[Callable] = None
     to_vector: Optional[Callable] = None        # raw row -> the model's input vector (coerce + preprocessor)
     vector_key: Optional[str] = None            # identity of the fitted preprocessing: equal keys, equal vectors
     vector_proba: Optional[Callable] = None     # that vector -> P(class 1)
     vector_decision: Optional[Callable] = None  # that vector -> decision function
+    to_matrix: Optional[Callable] = None        # raw chunk -> the model's input matrix
+    matrix_proba: Optional[Callable] = None     # that matrix -> P(class 1)
+    matrix_decision: Optional[Callable] = None  # that matrix -> decision function
 
 def _binary(m, name: str):
     "Refuse a classifier with more than two classes."
@@ -268,39 +228,41 @@ def _compile_lr(m: LogisticRegression) -> _Compiled:
     "Binary logistic regression: expit(coef . x + intercept)."
     _binary(m, 'LogisticRegression')
     w, b = m.coef_[0].copy(), float(m.intercept_[0])
-    dec = lambda x: float(x @ w) + b
-    return _Compiled(lambda x: float(expit(dec(x))), dec)
+    dec, dec_b = (lambda x: float(x @ w) + b), (lambda X: X @ w + b)
+    return _Compiled(lambda x: float(expit(dec(x))), dec, lambda X: expit(dec_b(X)), dec_b)
 
 def _compile_rf(m: RandomForestClassifier) -> _Compiled:
     "Random forest: the mean of the trees' leaf probabilities."
     _binary(m, 'RandomForestClassifier')
-    forest = _join_trees([_sklearn_tree_nodes(t) for t in m.estimators_], float32=True)
-    return _Compiled(lambda x: forest.total(x) / len(m.estimators_))
+    forest, n = join_trees([sklearn_tree_nodes(t) for t in m.estimators_], float32=True), len(m.estimators_)
+    return _Compiled(lambda x: forest.total(x) / n, batch=lambda X: forest.totals(X) / n)
 
 def _compile_hgb(m: HistGradientBoostingClassifier) -> _Compiled:
     "Histogram gradient boosting: expit(baseline + sum of leaf scores)."
     _binary(m, 'HistGradientBoostingClassifier')
     if getattr(m, '_preprocessor', None) is not None:
         raise NotCompiled('HistGradientBoosting with its own categorical preprocessor')
-    forest = _join_trees([_hgb_tree_nodes(p[0]) for p in m._predictors], float32=False)
+    forest = join_trees([hgb_tree_nodes(p[0]) for p in m._predictors], float32=False)
     base = float(np.ravel(m._baseline_prediction)[0])
-    dec = lambda x: base + forest.total(x)
-    return _Compiled(lambda x: float(expit(dec(x))), dec)
+    dec, dec_b = (lambda x: base + forest.total(x)), (lambda X: base + forest.totals(X))
+    return _Compiled(lambda x: float(expit(dec(x))), dec, lambda X: expit(dec_b(X)), dec_b)
 
 # %% ../nbs/14_scorer.ipynb #0ee28dbf
-def _compile_calibrator(cal, method: str) -> Callable:
-    "One fitted calibrator (sigmoid or isotonic) as a float -> float function."
+def _compile_calibrator(cal, method: str) -> _Fn:
+    "One fitted calibrator (sigmoid or isotonic) as a float -> float function, and its chunk twin."
     if method == 'sigmoid':
         a, b = float(cal.a_), float(cal.b_)
-        return lambda s: float(expit(-(a * s + b)))
+        return _Fn(lambda s: float(expit(-(a * s + b))), lambda s: expit(-(a * s + b)))
     if method == 'isotonic':
         if cal.out_of_bounds != 'clip': raise NotCompiled(f'IsotonicRegression(out_of_bounds={cal.out_of_bounds!r})')
         xs, ys, lo, hi = cal.X_thresholds_, cal.y_thresholds_, cal.X_min_, cal.X_max_
-        return lambda s: float(np.interp(min(max(s, lo), hi), xs, ys))
+        return _Fn(lambda s: float(np.interp(min(max(s, lo), hi), xs, ys)),
+                   lambda s: np.interp(np.minimum(np.maximum(s, lo), hi), xs, ys))
     raise NotCompiled(f"CalibratedClassifierCV(method={method!r})")
 
-def _at_most_one(p: float) -> float:
-    "scikit-learn's clip of an averaged calibrated probability that rounding put just above 1."
+def _at_most_one(p):
+    "scikit-learn's clip of an averaged calibrated probability that rounding put just above 1 (float or array)."
+    if isinstance(p, np.ndarray): return np.where((1.0 < p) & (p <= 1.0 + 1e-5), 1.0, p)
     return 1.0 if 1.0 < p <= 1.0 + 1e-5 else p
 
 def _compile_calibrated(m: CalibratedClassifierCV) -> _Compiled:
@@ -310,19 +272,35 @@ def _compile_calibrated(m: CalibratedClassifierCV) -> _Compiled:
     for cc in m.calibrated_classifiers_:
         base, use_dec = _compile_model(cc.estimator), hasattr(cc.estimator, 'decision_function')
         if use_dec and base.decision is None: raise NotCompiled(f'decision function of {type(cc.estimator).__name__}')
-        folds.append((base.decision if use_dec else base.proba, _compile_calibrator(cc.calibrators[0], cc.method)))
-    proba = lambda x: _at_most_one(sum(cal(score(x)) for score, cal in folds) / len(folds))
-    if len(folds) > 1 or base.vector_key is None: return _Compiled(proba)
-    score_v, cal = (base.vector_decision if use_dec else base.vector_proba), folds[0][1]
-    return _Compiled(proba, to_vector=base.to_vector, vector_key=base.vector_key,
-                     vector_proba=lambda v: _at_most_one(cal(score_v(v))))
+        score = (base.decision, base.batch_decision) if use_dec else (base.proba, base.batch)
+        folds.append((*score, _compile_calibrator(cc.calibrators[0], cc.method)))
+    proba = lambda x: _at_most_one(sum(cal.row(score(x)) for score, _, cal in folds) / len(folds))
+    batch = lambda X: _at_most_one(sum(cal.batch(score(X)) for _, score, cal in folds) / len(folds))
+    if len(folds) > 1 or base.vector_key is None: return _Compiled(proba, batch=batch)
+    score_v, cal = (base.vector_decision if use_dec else base.vector_proba), folds[0][2]
+    score_m = base.matrix_decision if use_dec else base.matrix_proba
+    return _Compiled(proba, batch=batch, to_vector=base.to_vector, vector_key=base.vector_key,
+                     vector_proba=lambda v: _at_most_one(cal.row(score_v(v))), to_matrix=base.to_matrix,
+                     matrix_proba=lambda M: _at_most_one(cal.batch(score_m(M))))
 
 # %% ../nbs/14_scorer.ipynb #b900adc0
 def _category_level(v):
     "`schema.level` of a non-missing value, with the common case (a plain `str`) inlined."
     return (v.strip() or np.nan) if type(v) is str else level(v)
 
-def _compile_coercer(co: SchemaCoercer) -> Callable:
+def _numeric_column(s, n: int) -> np.ndarray:
+    "A chunk's column as float64, missing and non-finite values NaN (the row coercer's `float(v)`); absent: all NaN."
+    if s is None: return np.full(n, np.nan)
+    a = s.to_numpy(dtype=np.float64, na_value=np.nan) if isinstance(s, pd.Series) else np.asarray(s, np.float64)
+    return np.where(np.isfinite(a), a, np.nan)
+
+def _level_column(s, n: int) -> np.ndarray:
+    "A chunk's column as canonical levels (object array, NaN when missing): `_category_level` once per distinct value."
+    if s is None: return np.full(n, np.nan, dtype=object)
+    codes, uniques = pd.factorize(pd.Series(s, copy=False), use_na_sentinel=True)
+    return np.array([*(_category_level(v) for v in uniques), np.nan], dtype=object)[codes]
+
+def _compile_coercer(co: SchemaCoercer) -> _Fn:
     "A raw row dict -> coerced values in model order: numeric floats (NaN when missing), canonical levels."
     num, cat = list(co.numeric_), list(co.categorical_)
     def num_value(v):
@@ -330,7 +308,9 @@ def _compile_coercer(co: SchemaCoercer) -> Callable:
         v = float(v)
         return v if math.isfinite(v) else np.nan  # NaN is not finite either
     cat_value = lambda v: np.nan if _missing(v) else _category_level(v)
-    return lambda row: [num_value(row.get(c)) for c in num] + [cat_value(row.get(c)) for c in cat]
+    batch = lambda df: ([_numeric_column(df.get(c), len(df)) for c in num]
+                        + [_level_column(df.get(c), len(df)) for c in cat])
+    return _Fn(lambda row: [num_value(row.get(c)) for c in num] + [cat_value(row.get(c)) for c in cat], batch)
 
 # %% ../nbs/14_scorer.ipynb #8e13f37b
 def _preprocessing_key(p: Pipeline) -> Optional[str]:
@@ -338,7 +318,7 @@ def _preprocessing_key(p: Pipeline) -> Optional[str]:
     try: return hashlib.sha256(pickle.dumps(p.steps[:-1], protocol=5)).hexdigest()
     except Exception: return None  # not picklable: the preprocessing is simply not shared
 
-def _transform_steps(p: Pipeline) -> tuple[list[Callable], Optional[list[str]]]:
+def _transform_steps(p: Pipeline) -> tuple[list[_Fn], Optional[list[str]]]:
     "The compiled coercer and preprocessor of `p`, and the coerced column names (None without a coercer)."
     fns, names, names_in = [], None, None
     for _, step in p.steps[:-1]:
@@ -353,14 +333,14 @@ def _compile_pipeline(p: Pipeline) -> _Compiled:
     "Transform steps chained into the final model (a logistic regression folded into the preprocessor)."
     fns, names_in = _transform_steps(p)
     last = p.steps[-1][1]
-    def to_vector(x):
-        for fn in fns: x = fn(x)
-        return x
+    to_vector, to_matrix = _chain([f.row for f in fns]), _chain([f.batch for f in fns])
     final = _compile_model(last)
     halves = dict(to_vector=to_vector, vector_key=_preprocessing_key(p), vector_proba=final.proba,
-                  vector_decision=final.decision)
+                  vector_decision=final.decision, to_matrix=to_matrix, matrix_proba=final.batch,
+                  matrix_decision=final.batch_decision, batch=lambda df: final.batch(to_matrix(df)),
+                  batch_decision=(lambda df: final.batch_decision(to_matrix(df))) if final.batch_decision else None)
     if type(last) is LogisticRegression and len(fns) == 2 and isinstance(p.steps[1][1], ColumnTransformer):
-        coerce, lin = fns[0], _compile_linear(p.steps[1][1], names_in, last)
+        coerce, lin = fns[0].row, _compile_linear(p.steps[1][1], names_in, last)
         dec = lambda x: lin(coerce(x))
         return _Compiled(lambda x: float(expit(dec(x))), dec, **halves)
     dec = (lambda x: final.decision(to_vector(x))) if final.decision else None
@@ -370,19 +350,31 @@ def _compile_pipeline(p: Pipeline) -> _Compiled:
 def _compile_stack(m: Stack) -> _Compiled:
     "A logistic stack: expit(intercept + sum of weight * logit(member probability clipped to [EPS, 1 - EPS]))."
     members, b, lo, hi = [_compile_model(x) for x in m.estimators_], float(m.intercept_), EPS, 1 - EPS
-    shared = {c.vector_key: c.to_vector for c in members if c.vector_key is not None and c.vector_proba is not None}
-    parts = [(float(w), c.vector_key, c.vector_proba) if c.vector_key in shared else (float(w), None, c.proba)
-             for c, w in zip(members, m.weights_)]
+    shared = {c.vector_key: c for c in members if c.vector_key is not None and c.vector_proba is not None}
+    parts = [(float(w), c.vector_key if c.vector_key in shared else None, c) for c, w in zip(members, m.weights_)]
     def proba(x):
-        vectors, z = {k: f(x) for k, f in shared.items()}, b  # shared preprocessing: once per row
-        for w, k, f in parts:
-            p = min(max(f(x) if k is None else f(vectors[k]), lo), hi); z += w * (math.log(p) - math.log1p(-p))
+        vectors, z = {k: c.to_vector(x) for k, c in shared.items()}, b  # shared preprocessing: once per row
+        for w, k, c in parts:
+            p = min(max(c.proba(x) if k is None else c.vector_proba(vectors[k]), lo), hi)
+            z += w * (math.log(p) - math.log1p(-p))
         return float(expit(z))
-    return _Compiled(proba)
+    def batch(df):
+        mats, z = {k: c.to_matrix(df) for k, c in shared.items()}, np.full(len(df), b)
+        for w, k, c in parts:
+            p = np.clip(c.batch(df) if k is None else c.matrix_proba(mats[k]), lo, hi)
+            z += w * (np.log(p) - np.log1p(-p))
+        return expit(z)
+    return _Compiled(proba, batch=batch)
+
+def _with_log_odds(c: _Compiled) -> _Compiled:
+    "`c` with `calibration.log_odds` of its probabilities as decision functions: a `LogOdds`-wrapped model."
+    lo = lambda f: f and (lambda *a: log_odds(f(*a)))
+    return replace(c, decision=lo(c.proba), batch_decision=lo(c.batch), vector_decision=lo(c.vector_proba),
+                   matrix_decision=lo(c.matrix_proba))
 
 _COMPILERS = {LogisticRegression: _compile_lr, RandomForestClassifier: _compile_rf, Stack: _compile_stack,
               HistGradientBoostingClassifier: _compile_hgb, CalibratedClassifierCV: _compile_calibrated,
-              Pipeline: _compile_pipeline}
+              Pipeline: _compile_pipeline, LogOdds: lambda m: _with_log_odds(_compile_model(m.estimator_))}
 
 def _compile_model(m) -> _Compiled:
     "Dispatch on the exact type of a fitted component (subclasses may behave differently: not compiled)."
@@ -391,11 +383,17 @@ def _compile_model(m) -> _Compiled:
     if fn is None: raise NotCompiled(f'{type(m).__module__}.{type(m).__name__}')
     return fn(m)
 
-def compile_scorer(pipeline) -> Callable[[dict], float]:
-    "A function: raw feature dict (one customer) -> churn probability, equal to `predict_proba[:, 1]`."
+class Scorer:
+    "One compiled model: `scorer(row)` scores a raw dict, `scorer.batch(df)` a chunk (DataFrame of raw columns)."
+    def __init__(self, proba: Callable, batch: Optional[Callable]): self.proba, self.batch = proba, batch
+    def __call__(self, row: dict) -> float: return self.proba(row)
+
+def compile_scorer(pipeline) -> Scorer:
+    "The compiled model: raw feature dict (one customer) -> churn probability, equal to `predict_proba[:, 1]`."
     if not (isinstance(pipeline, Pipeline) or type(pipeline) in (CalibratedClassifierCV, Stack)):
         raise NotCompiled(f'{type(pipeline).__module__}.{type(pipeline).__name__} (not a Pipeline)')
-    return _compile_model(pipeline).proba
+    c = _compile_model(pipeline)
+    return Scorer(c.proba, c.batch)
 
 # %% ../nbs/14_scorer.ipynb #4f81f761
 def _numeric_values(rng, st: dict, n: int) -> np.ndarray:
@@ -429,13 +427,24 @@ def max_abs_diff(scorer: Callable, pipeline, rows: list[dict]) -> float:
     exact = pipeline.predict_proba(pd.DataFrame(rows))[:, 1]
     return float(np.max(np.abs(np.array([scorer(r) for r in rows]) - exact)))
 
+def batch_abs_diff(scorer, pipeline, rows: list[dict], columns: list[str]) -> float:
+    "Largest |scorer.batch(rows) - predict_proba(rows)[1]| with `rows` as one chunk of `columns`."
+    if not rows: return 0.0
+    X = pd.DataFrame(rows, columns=columns)
+    return float(np.max(np.abs(scorer.batch(X) - pipeline.predict_proba(X)[:, 1])))
+
 # %% ../nbs/14_scorer.ipynb #367d9440
-def fast_scorer(pipeline, schema: Schema, n_check: int = 300) -> tuple[Optional[Callable], str]:
+def fast_scorer(pipeline, schema: Schema, n_check: int = 300) -> tuple[Optional[Scorer], str]:
     "The compiled scorer if it compiles and matches `predict_proba` to 1e-9 on random rows, else None; and why."
     try: scorer = compile_scorer(pipeline)
     except NotCompiled as e: return None, f'not compiled: {e}; the exact pipeline is used'
-    try: diff = max_abs_diff(scorer, pipeline, random_rows(schema, n_check, seed=12345))
+    rows = random_rows(schema, n_check, seed=12345)
+    try: diff = max_abs_diff(scorer, pipeline, rows)
     except Exception as e: return None, f'self-check failed ({type(e).__name__}: {e}); the exact pipeline is used'
     if not diff <= 1e-9:
         return None, f'self-check failed: max |difference| {diff:.2e} > 1e-9; the exact pipeline is used'
-    return scorer, f'compiled scorer equals predict_proba on {n_check} random rows (max |difference| {diff:.1e})'
+    why = f'compiled scorer equals predict_proba on {n_check} random rows (max |difference| {diff:.1e})'
+    try: bdiff = batch_abs_diff(scorer, pipeline, rows, schema.features)
+    except Exception as e: bdiff = f'{type(e).__name__}: {e}'
+    if isinstance(bdiff, float) and bdiff <= 1e-9: return scorer, why
+    return Scorer(scorer.proba, None), why + f'; its chunk path is off (self-check: {bdiff}): chunks use the pipeline'

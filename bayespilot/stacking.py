@@ -12,6 +12,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.utils.validation import check_is_fitted
 from .metrics import log_loss
+from .calibration import log_odds
 
 # %% auto #0
 __all__ = ['EPS', 'STACK_TOL', 'logit', 'fit_stack', 'stack_proba', 'stack_folds', 'oof_stack', 'Stack', 'prefit_stack',
@@ -21,9 +22,8 @@ __all__ = ['EPS', 'STACK_TOL', 'logit', 'fit_stack', 'stack_proba', 'stack_folds
 EPS, STACK_TOL = 1e-6, 1e-8     # probability clip before the logit; weights at or below STACK_TOL drop a candidate
 
 def logit(p) -> np.ndarray:
-    "log(p / (1 - p)) of probabilities clipped to [EPS, 1 - EPS]."
-    p = np.clip(np.asarray(p, dtype=float), EPS, 1 - EPS)
-    return np.log(p) - np.log1p(-p)
+    "log(p / (1 - p)) of probabilities clipped to [EPS, 1 - EPS] (`calibration.log_odds` with the stack's clip)."
+    return log_odds(p, EPS)
 
 # %% ../nbs/10_stacking.ipynb #b4251296
 def _logits(P) -> np.ndarray:

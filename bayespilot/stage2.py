@@ -21,7 +21,7 @@ from .metrics import classification_metrics
 from .profit import profit_metrics
 from .candidates import (CandidateFit, build_candidate, candidate_params, fit_candidates, side_by_side)
 from .calibration import (CalibrationChoice, calibrate_candidate, choose_from_scores, oof_scores,
-                                    refit_calibrated, raw_probability, score_kind)
+                                    refit_calibrated, raw_probability)
 from .stacking import StackChoice, choose_stack, prefit_stack
 from .thresholds import threshold_table
 
@@ -89,7 +89,7 @@ def _cross_fit_one(name: str, stage2: Stage2Settings, schema, X, y, cv, feature_
             scores, proba = oof_scores(pipe, X, y, cv)
     except Exception as e:  # any failure of this one candidate: reported, and the others go on
         return Candidate(CandidateFit.failed(name, params, time.perf_counter() - t0, e))
-    choice = choose_from_scores(scores, score_kind(pipe), y, proba, stage2.calibration, REFIT_FOLDS, random_state)
+    choice = choose_from_scores(scores, y, proba, stage2.calibration, REFIT_FOLDS, random_state)
     c = Candidate(CandidateFit(name, None, params, time.perf_counter() - t0), None, choice)
     return refit_candidate(c, schema, X, y, cv, feature_settings, random_state, n_jobs) if refit else c
 

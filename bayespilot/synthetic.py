@@ -12,8 +12,8 @@ from .data import table_stem, write_table
 
 # %% auto #0
 __all__ = ['CONTRACTS', 'PLANS', 'PLAN_PRICE', 'PAYMENTS', 'REGIONS', 'POSTCODES', 'TRUTH_INPUTS', 'MISSING_RATES',
-           'UNKNOWN_RATES', 'true_churn_probability', 'generate', 'truth_path_for', 'generate_files', 'load_truth',
-           'reference_probabilities']
+           'UNKNOWN_RATES', 'concept_shift', 'true_churn_probability', 'generate', 'truth_path_for', 'generate_files',
+           'load_truth', 'reference_probabilities']
 
 # %% ../nbs/03_synthetic.ipynb #128a636b
 CONTRACTS = ('month-to-month', 'one-year', 'two-year')
@@ -95,8 +95,13 @@ def _truth_inputs(df: pd.DataFrame) -> tuple[dict, np.ndarray]:
     ok = np.logical_and.reduce([~np.isnan(a) if a.dtype.kind == 'f' else a >= 0 for a in v.values()])
     return v, ok
 
+# %% ../nbs/03_synthetic.ipynb #6f009286
+def concept_shift(v: dict) -> np.ndarray:
+    "The log-odds concept drift adds, from the churn model's inputs (`_truth_inputs`): price and tickets matter more."
+    return 0.05 * (v['monthly_charges'] - 65) + 1.0 * (1 - np.exp(-v['support_tickets'] / 1.5)) + 0.4
+
 # %% ../nbs/03_synthetic.ipynb #1ffdd1d3
-def true_churn_probability(df: pd.DataFrame) -> np.ndarray:
+def true_churn_probability(df: pd.DataFrame, concept_drift: bool = False) -> np.ndarray:
     "The probability of churn under the generator's known model (NaN where an input is missing or unknown)."
     v, ok = _truth_inputs(df)
     t, mc, days, usage = v['tenure_months'], v['monthly_charges'], v['days_since_last_login'], v['usage_trend']
@@ -109,7 +114,8 @@ def true_churn_probability(df: pd.DataFrame) -> np.ndarray:
          + 0.9 * (days > 30) + 0.6 * (days > 90)
          - 2.0 * np.minimum(usage, 0) - 0.3 * np.maximum(usage, 0)
          - 0.3 * (v['num_products'] - 1) + 0.15 * (v['paperless_billing'] == 1) + 0.012 * (mc - 65)
-         + _postcode_effect()[np.where(ok, v['postcode_area'], 0)])
+         + _postcode_effect()[np.where(ok, v['postcode_area'], 0)]
+         + (concept_shift(v) if concept_drift else 0.0))
     return np.where(ok, 1 / (1 + np.exp(-z)), np.nan)
 
 # %% ../nbs/03_synthetic.ipynb #bad4f597
@@ -137,17 +143,18 @@ def _add_dirt(clean: pd.DataFrame, rng) -> pd.DataFrame:
     return df
 
 # %% ../nbs/03_synthetic.ipynb #f65aeac0
-def generate(n: int, seed: int = 42, drift: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+def generate(n: int, seed: int = 42, drift: bool = False,
+             concept_drift: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     "A synthetic churn table of `n` customers and its truth (customer_id, churn_probability); same seed, same table."
     if int(n) < 1: raise DataError(f"generate: n must be at least 1 (got {n})")
     rng = np.random.default_rng(seed)
     acc = _draw_accounts(n, rng, drift)
     clean = pd.concat([acc, _draw_behaviour(acc, rng, drift)], axis=1)
-    p = true_churn_probability(clean)
+    p = true_churn_probability(clean, concept_drift)
     churned = (rng.random(n) < p).astype(int)
     clv = clean['monthly_charges'] * 12 * (1 + 0.25 * clean['num_products']) * rng.lognormal(0, 0.35, n)
     clv = np.round(clv, 2)
-    ids = ('D' if drift else 'C') + pd.Series(np.arange(n)).astype(str).str.zfill(7)
+    ids = ('D' if drift else 'C') + ('K' if concept_drift else '') + pd.Series(np.arange(n)).astype(str).str.zfill(7)
     table = _add_dirt(clean, rng)
     table.insert(0, 'customer_id', ids)
     table = table[['customer_id', 'tenure_months', 'contract', 'plan', 'monthly_charges', 'total_charges',
@@ -162,9 +169,10 @@ def truth_path_for(table_path) -> Path:
     return p.parent / f"{table_stem(p)}_truth.csv"
 
 # %% ../nbs/03_synthetic.ipynb #e0a5156d
-def generate_files(n: int, seed: int = 42, drift: bool = False, out='data/churn.csv') -> tuple[Path, Path]:
+def generate_files(n: int, seed: int = 42, drift: bool = False, out='data/churn.csv',
+                   concept_drift: bool = False) -> tuple[Path, Path]:
     "Generate a table and write it to `out`, its truth next to it (`<stem>_truth.csv`); returns both paths."
-    table, truth = generate(n, seed=seed, drift=drift)
+    table, truth = generate(n, seed=seed, drift=drift, concept_drift=concept_drift)
     truth_path = write_table(truth, truth_path_for(out))
     return write_table(table, out), truth_path
 

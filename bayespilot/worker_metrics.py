@@ -12,8 +12,9 @@ import orjson
 from .monitoring import track_for_fork
 
 # %% auto #0
-__all__ = ['METRICS_DIR_ENV', 'CONTENT_TYPE', 'LATENCY_BUCKETS', 'REQUESTS', 'LATENCY', 'PREDICTIONS', 'PROCESSES',
-           'parse_counter_file', 'MetricsRegistry', 'clear_metrics_dir', 'prepare_metrics_dir', 'collect']
+__all__ = ['METRICS_DIR_ENV', 'CONTENT_TYPE', 'LATENCY_BUCKETS', 'REQUESTS', 'LATENCY', 'PREDICTIONS', 'PROCESSES', 'PROBABILITY',
+           'ACTIONS', 'PROBABILITY_BUCKETS', 'parse_counter_file', 'MetricsRegistry', 'clear_metrics_dir',
+           'prepare_metrics_dir', 'collect']
 
 # %% ../nbs/16a_worker_metrics.ipynb #b9785037
 METRICS_DIR_ENV = 'BAYESPILOT_METRICS_DIR'
@@ -94,10 +95,14 @@ class _CounterFile:
 # %% ../nbs/16a_worker_metrics.ipynb #64b1c800
 REQUESTS, LATENCY, PREDICTIONS, PROCESSES = ('bayespilot_requests_total', 'bayespilot_request_latency_seconds',
                                              'bayespilot_predictions_total', 'bayespilot_metrics_processes')
+PROBABILITY, ACTIONS = 'bayespilot_churn_probability', 'bayespilot_actions_total'
+PROBABILITY_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 20))   # 0.05 ... 0.95, then +Inf (= 1)
 _HELP = {REQUESTS: ('counter', 'HTTP requests handled, by endpoint and status code.'),
          LATENCY: ('histogram', 'Request latency in seconds, by endpoint.'),
          PREDICTIONS: ('counter', 'Predictions made, by decision tier.'),
-         PROCESSES: ('gauge', 'Worker processes whose counters are included in these totals.')}
+         PROCESSES: ('gauge', 'Worker processes whose counters are included in these totals.'),
+         PROBABILITY: ('histogram', 'Churn probabilities served, by model version (drift without the batch job).'),
+         ACTIONS: ('counter', 'Actions decided, by model version and action.')}
 
 class MetricsRegistry:
     "Prometheus counters and a latency histogram that add up across the worker processes sharing a directory."
@@ -108,6 +113,7 @@ class MetricsRegistry:
         if not self.buckets or not all(0 < b < math.inf for b in self.buckets):
             raise ValueError(f"buckets must be finite positive numbers, got {buckets!r}")
         self._le = tuple(repr(b) for b in self.buckets) + ('+Inf',)
+        self._ple = tuple(repr(b) for b in PROBABILITY_BUCKETS) + ('+Inf',)
         self._file, self._lock = None, threading.Lock()
         track_for_fork(self)
 
@@ -135,6 +141,14 @@ class MetricsRegistry:
         self._add(LATENCY + '_bucket', (ep, ('le', self._le[bisect_left(self.buckets, seconds)])))
         self._add(LATENCY + '_sum', (ep,), seconds)
 
+    def observe_prediction(self, model_version, probability: float, action: str) -> None:
+        "Record one served probability in its model version's histogram and count the action decided."
+        if not 0 <= probability <= 1: raise ValueError(f"probability must be in [0, 1], got {probability!r}")
+        mv = ('model_version', str(model_version))
+        self._add(PROBABILITY + '_bucket', (mv, ('le', self._ple[bisect_left(PROBABILITY_BUCKETS, probability)])))
+        self._add(PROBABILITY + '_sum', (mv,), probability)
+        self._add(ACTIONS, (mv, ('action', str(action))))
+
     def _forked(self):
         "In a forked child: stop writing into the parent's map; the next increment creates this process's file."
         self._file, self._lock = None, threading.Lock()
@@ -143,10 +157,11 @@ class MetricsRegistry:
         "All metrics, summed over every process sharing the directory, in Prometheus text format 0.0.4."
         totals, n_proc = collect(self)
         out = []
-        for name in (REQUESTS, LATENCY, PREDICTIONS, PROCESSES):
+        for name in (REQUESTS, LATENCY, PREDICTIONS, PROCESSES, PROBABILITY, ACTIONS):
             kind, text = _HELP[name]
             out += [f'# HELP {name} {text}', f'# TYPE {name} {kind}']
-            if name == LATENCY: out += _histogram_lines(self, totals)
+            if name == LATENCY: out += _histogram_lines(LATENCY, self._le, totals)
+            elif name == PROBABILITY: out += _histogram_lines(PROBABILITY, self._ple, totals)
             elif name == PROCESSES: out.append(f'{name} {n_proc}')
             else: out += _counter_lines(name, totals)
         return '\n'.join(out) + '\n'
@@ -203,18 +218,18 @@ def _counter_lines(name: str, totals: dict) -> list[str]:
     "Sample lines of one counter, sorted by labels."
     return [f'{name}{_labels(l)} {_num(v)}' for (n, l), v in sorted(totals.items()) if n == name]
 
-def _histogram_lines(reg: MetricsRegistry, totals: dict) -> list[str]:
-    "Cumulative _bucket lines (every bound and +Inf), _sum and _count per endpoint."
+def _histogram_lines(name: str, bounds: tuple, totals: dict) -> list[str]:
+    "Cumulative _bucket lines of histogram `name` (every bound in `bounds` and +Inf), _sum and _count per label set."
     per = {}
     for (n, l), v in totals.items():
-        if n == LATENCY + '_bucket':
+        if n == name + '_bucket':
             d = dict(l); le = d.pop('le'); per.setdefault(tuple(d.items()), {})[le] = v
     lines = []
     for ls, counts in sorted(per.items()):
-        les = sorted(set(reg._le) | set(counts), key=lambda s: math.inf if s == '+Inf' else float(s))
+        les = sorted(set(bounds) | set(counts), key=lambda s: math.inf if s == '+Inf' else float(s))
         cum = 0.0
         for le in les:
-            cum += counts.get(le, 0.0); lines.append(f'{LATENCY}_bucket{_labels(ls + (("le", le),))} {_num(cum)}')
-        lines += [f'{LATENCY}_sum{_labels(ls)} {_num(totals.get((LATENCY + "_sum", ls), 0.0))}',
-                  f'{LATENCY}_count{_labels(ls)} {_num(cum)}']
+            cum += counts.get(le, 0.0); lines.append(f'{name}_bucket{_labels(ls + (("le", le),))} {_num(cum)}')
+        lines += [f'{name}_sum{_labels(ls)} {_num(totals.get((name + "_sum", ls), 0.0))}',
+                  f'{name}_count{_labels(ls)} {_num(cum)}']
     return lines

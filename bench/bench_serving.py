@@ -138,6 +138,20 @@ FLOOR_APP = textwrap.dedent('''
 ''')
 
 
+def sealed_copy(art: Path, work: Path) -> tuple:
+    """(artifact, card) to serve: `art` itself when its card is sealed, else a copy in `work` whose card is sealed
+    anew (a card written before cards were sealed), once the pkl's sha256 still matches that card."""
+    from bayespilot.artifacts import IntegrityError, read_card, write_card
+    from bayespilot.config import sha256_file
+    try: return art, read_card(art)
+    except IntegrityError: pass
+    old = json.loads(art.with_suffix('.json').read_text())
+    if sha256_file(art) != old.get('sha256'): raise IntegrityError(f'{art} does not match its card')
+    copy = work/art.name
+    shutil.copyfile(art, copy)
+    return copy, write_card(copy, old)
+
+
 def prepare_model(work: Path, quick: bool, model=None, tracking_uri=None) -> dict:
     "The artifact and registered model to serve: the deployed ones when present, else a scratch one."
     from bayespilot.artifacts import read_card
@@ -145,7 +159,7 @@ def prepare_model(work: Path, quick: bool, model=None, tracking_uri=None) -> dic
     s = Settings()
     art = Path(model) if model else ROOT/s.serving.model_path
     if art.is_file():
-        card = read_card(art)
+        art, card = sealed_copy(art, work)
         reg = card.get('registered_model') or {}
         if reg.get('name'):
             return {'artifact': art, 'tracking_uri': tracking_uri or (s.tracking.resolved_uri() if s.tracking.uri or 'MLFLOW_TRACKING_URI' in os.environ

@@ -59,7 +59,8 @@ def test_unknown_field_and_nan_are_422(server):
         assert r.status_code == 422 and 'tenure_months' in r.json()['message'], bad
     r = httpx.post(f'{base}/predict', json={'tenure_months': 'abc'}, headers=H)
     assert r.status_code == 422 and 'tenure_months' in r.json()['message']
-    assert httpx.post(f'{base}/predict', content=b'{not json', headers=H).status_code == 422
+    assert httpx.post(f'{base}/predict', content=b'{not json', headers=H | {'content-type': 'application/json'}).status_code == 422
+    assert httpx.post(f'{base}/predict', content=b'{}', headers=H | {'content-type': 'text/plain'}).status_code == 415
 
 
 def test_missing_features_and_unseen_category(server):
@@ -135,7 +136,8 @@ def test_every_prediction_is_logged(server):
     base, d = server[:2]
     r = httpx.post(f'{base}/predict', json={'customer_id': 'LOG-1'}, headers=H | {'X-Request-ID': 'rid-log-1'})
     lines = [json.loads(l) for l in (d/'predictions.jsonl').read_text().splitlines()]
-    rec = [x for x in lines if x['request_id'] == 'rid-log-1']
+    rec = [x for x in lines if x['client_request_id'] == 'rid-log-1']
+    assert rec[0]['request_id'] == r.json()['request_id'] == r.headers['x-request-id'] != 'rid-log-1'
     assert len(rec) == 1 and rec[0]['customer_id'] == 'LOG-1' and rec[0]['churn_probability'] == r.json()['churn_probability']
     assert rec[0]['latency_ms'] > 0 and rec[0]['model_sha256'] and set(rec[0]['features']) >= {'tenure_months', 'contract'}
 
@@ -234,7 +236,7 @@ def test_reload_reaches_every_worker(tmp_path, fitted):
         while time.monotonic() < deadline:
             # fresh connections spread over the workers; each answers with its pid and model
             j = [httpx.get(f'{base}/ready', headers=H).json() for _ in range(20)]
-            seen = {(x['pid'], x['sha256']) for x in j}
+            seen = {(x['worker'], x['sha256']) for x in j}
             if len({p for p, _ in seen}) == 2 and {s for _, s in seen} == {new}: break
             time.sleep(0.3)
         assert len({p for p, _ in seen}) == 2, f'requests did not reach both workers: {seen}'

@@ -1,40 +1,48 @@
-"""Proof under load: 4 uvicorn workers, 10 000 concurrent predictions, one complete log line each; and kill -9 mid-load."""
+"""Proof under load: 4 uvicorn workers, 10 000 concurrent predictions, a tiny rotation size, one complete log line each
+on disk (no rotated file deleted); and kill -9 mid-load."""
 import json, os, signal, threading, time
 from collections import Counter
 
 import httpx
 
+from bayespilot.monitoring import log_files, read_log
+
 from api_fixtures import *  # noqa: F401,F403  (fixtures: fitted, model_dir)
 from api_fixtures import example_row, live_server, post_many
 
-N, CONCURRENCY, WORKERS = 10_000, 64, 4
+N, CONCURRENCY, WORKERS, ROTATE_AT = 10_000, 64, 4, 50_000
 
 
 def test_ten_thousand_concurrent_predictions_four_workers(model_dir, fitted):
     X = fitted[2]
     log = model_dir/'predictions.jsonl'
     bodies = [example_row(X, i % len(X)) | {'customer_id': f'C{i}'} for i in range(N)]
-    with live_server(model_dir/'deployed_pipeline.pkl', log, workers=WORKERS) as (base, _):
+    tiny = {'BAYESPILOT_SETTINGS_JSON': json.dumps({'serving': {'log_max_bytes': ROTATE_AT}})}
+    with live_server(model_dir/'deployed_pipeline.pkl', log, workers=WORKERS, extra_env=tiny) as (base, _):
         t0 = time.perf_counter()
         res = post_many(base, '/predict', bodies, [f'load-{i:05d}' for i in range(N)], CONCURRENCY)
         seconds = time.perf_counter() - t0
         metrics = httpx.get(f'{base}/metrics').text
     bad = [(rid, s, body) for rid, s, body in res if s != 200]
     assert not bad, f'{len(bad)} non-200 responses, e.g. {bad[:3]}'
-    assert all(body['request_id'] == rid for rid, _, body in res)
-    lines = log.read_bytes().split(b'\n')
-    assert lines[-1] == b'', 'the log ends with a complete line'
-    recs = [json.loads(l) for l in lines[:-1]]
-    assert len(recs) == N, f'{len(recs)} log lines for {N} predictions'
-    counts = Counter(r['request_id'] for r in recs)
+    assert all(body['client_request_id'] == rid for rid, _, body in res)
+    files = log_files(log)
+    assert all(f.read_bytes().endswith(b'\n') for f in files), 'every log file ends with a complete line'
+    recs = read_log(log)
+    assert recs.torn == [] and len(recs) == N, f'{len(recs)} log lines on disk for {N} answered predictions'
+    assert len(files) > 50 and all(f.stat().st_size <= ROTATE_AT for f in files), 'it rotated, and no file was lost'
+    counts = Counter(r['client_request_id'] for r in recs)
     assert set(counts) == {f'load-{i:05d}' for i in range(N)} and max(counts.values()) == 1
+    assert len({r['request_id'] for r in recs}) == N, 'server request ids are unique'
+    assert {r['request_id'] for r in recs} == {body['request_id'] for _, _, body in res}
     assert {r['customer_id'] for r in recs} == {f'C{i}' for i in range(N)}
     pids = {r['churn_probability'] for r in recs}
     assert len(pids) > 100  # real, varied predictions
     served = sum(float(l.split()[-1]) for l in metrics.splitlines()
                  if l.startswith('bayespilot_requests_total{endpoint="/predict",status="200"'))
     assert served == N, f'/metrics counts {served} /predict 200s across {WORKERS} workers, expected {N}'
-    print(f'\n{N} requests, {WORKERS} workers, concurrency {CONCURRENCY}: {seconds:.1f} s ({N / seconds:.0f} req/s)')
+    print(f'\n{N} requests, {WORKERS} workers, concurrency {CONCURRENCY}: {seconds:.1f} s ({N / seconds:.0f} req/s); '
+          f'answered {len(res)}, lines on disk {len(recs)}, files {len(files)} (rotated at {ROTATE_AT:,} bytes)')
 
 
 def test_kill_minus_9_mid_load_leaves_a_clean_log(model_dir, fitted):

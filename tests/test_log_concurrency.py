@@ -54,6 +54,24 @@ def test_eight_processes_with_rotation_lose_nothing(tmp_path):
     assert all(orjson.loads(l)['pad'] == 'x' * 40 for l in _physical_lines(path))
 
 
+def _default_writer(path, wid, n, max_bytes):
+    "Write n records with the default retention (none chosen): nothing may be deleted."
+    log = PredictionLog(path, max_bytes=max_bytes)
+    for i in range(n): log.write({'w': wid, 'i': i, 'pad': 'x' * 40})
+    log.close()
+
+
+def test_default_retention_keeps_every_rotated_file(tmp_path):
+    "Without an operator-chosen retention, rotation deletes nothing: 4 writers, a tiny size, every line on disk."
+    path, n_proc, n, max_bytes = tmp_path / 'p.jsonl', 4, 3_000, 5_000
+    _join([_start(_default_writer, path, w, n, max_bytes) for w in range(n_proc)])
+    recs = read_log(path)
+    assert recs.torn == [] and len(recs) == n_proc * n
+    for w in range(n_proc): assert [r['i'] for r in recs if r['w'] == w] == list(range(n))
+    nums = [int(f.name.rsplit('.', 1)[1]) for f in log_files(path)[:-1]]
+    assert len(nums) > 100 and nums == list(range(1, len(nums) + 1))   # backups numbered oldest first, none missing
+
+
 def _big_writer(path, written):
     "Write 4 MB records forever (big writes are the ones a kill can cut short), counting the writes that returned."
     log, blob, i = PredictionLog(path, max_bytes=10**9), 'y' * 4_000_000, 0

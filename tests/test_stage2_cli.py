@@ -5,7 +5,7 @@ import numpy as np, pandas as pd
 import pytest
 from conftest import cli_env, run_cli
 
-CANDIDATES = ('logistic_regression', 'random_forest', 'gradient_boosting')
+from bayespilot.config import CANDIDATES
 TELCO = ('--data', '../shared/data/telco_churn.csv', '--target', 'Churn', '--positive', 'Yes', '--id', 'customerID')
 
 

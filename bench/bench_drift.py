@@ -1,0 +1,245 @@
+"""`bayespilot monitor` against its goals (issue 11): drift flags on the same and the drifted population, label-free
+performance against the realised one, the coverage of the expected-profit interval, and the time and memory of
+monitoring a million log lines.
+
+Model: the Stage 1 pipeline (logistic regression) trained on 20 000 generated customers (seed 42, as `make run`), its
+reference profile built from its 80 % training rows and 20 % test rows. Windows: fresh generator draws of 5 000 rows.
+Baselines, in the same run: a two-sample test per feature (scipy KS for numbers, chi-square for categories, p < 0.05)
+for the drift flags, and "nothing changed" (the reference's own held-out value) for the performance estimates.
+
+Writes the `monitor` section of reports/bench/monitoring.json (other sections kept).
+Usage: python bench/bench_drift.py [--quick]
+"""
+import argparse, gzip, json, os, resource, shutil, subprocess, sys, tempfile, threading, time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+from scipy import stats
+
+from bayespilot.artifacts import save_artifact
+from bayespilot.config import DataSettings, DecisionSettings, MonitoringSettings, Settings
+from bayespilot.baseline import fit_baseline
+from bayespilot.data import prepare, split_indices
+from bayespilot.decision import decide_batch
+from bayespilot.drift import level_counts_of
+from bayespilot.label_free import realised_performance
+from bayespilot.monitor_checks import assess, frame_window
+from bayespilot.monitoring import prediction_record, to_json_line
+from bayespilot.profit import policy_actions, realised_profit
+from bayespilot.reference import build_reference
+from bayespilot.schema import to_levels, to_numeric
+from bayespilot.synthetic import generate
+from common import portable
+
+ROOT = Path(__file__).resolve().parent.parent
+MOVED = ['monthly_charges', 'total_charges', 'contract', 'days_since_last_login']   # what `drift=True` changes
+DS, MS = DecisionSettings(), MonitoringSettings()
+
+
+def train():
+    "The Stage 1 pipeline on 20 000 customers (seed 42) and its reference profile."
+    s = Settings()
+    d = prepare(generate(20_000, seed=42)[0], s.data)
+    tr, _, te = split_indices(d.y, 0.2, 0.0, 42)
+    pipe = fit_baseline(d.X.iloc[tr], d.y[tr], d.schema, s)
+    p = pipe.predict_proba(d.X.iloc[te])[:, 1]
+    ref = build_reference(d.schema, d.X.iloc[tr], p, d.y[te], d.value.to_numpy()[te], DS, MS)
+    return pipe, d.schema, ref
+
+
+def window(pipe, schema, n, seed, drift=False, concept=False):
+    "A labelled window of n fresh customers: (Window, raw features)."
+    d = prepare(generate(n, seed=seed, drift=drift, concept_drift=concept)[0], DataSettings())
+    p = pipe.predict_proba(d.X)[:, 1]; v = d.value.to_numpy()
+    return frame_window(d.X, p, policy_actions(DS.policy, p, v, DS, warn=False), v, d.y, schema), d.X
+
+
+def test_flags(ref_X, X, schema) -> set:
+    "Features a plain two-sample test flags at p < 0.05 (KS for numbers, chi-square for categories)."
+    out = set()
+    for c in schema.numeric:
+        a, b = to_numeric(ref_X[c]), to_numeric(X[c])
+        if stats.ks_2samp(a[~np.isnan(a)], b[~np.isnan(b)]).pvalue < 0.05: out.add(c)
+    for c in schema.categorical:
+        ra, wa = level_counts_of(to_levels(ref_X[c]))[0], level_counts_of(to_levels(X[c]))[0]
+        levels = sorted(set(ra) | set(wa))
+        table = np.array([[ra.get(k, 0) for k in levels], [wa.get(k, 0) for k in levels]]) + 0.5
+        if stats.chi2_contingency(table)[1] < 0.05: out.add(c)
+    return out
+
+
+def drift_section(pipe, schema, ref, seeds, n):
+    "Flag rates on the same and the drifted population, ours and the two-sample tests', over `seeds`."
+    ref_X = prepare(generate(20_000, seed=42)[0], DataSettings()).X
+    out = {}
+    for name, drift in (('same_population', False), ('drifted_population', True)):
+        ours, tests, per_seed = [], [], []
+        for s in seeds:
+            w, X = window(pipe, schema, n, s, drift=drift)
+            flagged = set(assess(ref, w, DS, MS)['drifted_features'])
+            ours.append(flagged); tests.append(test_flags(ref_X, X, schema)); per_seed.append(sorted(flagged))
+        k = len(ref['features'])
+        out[name] = {'windows': len(seeds), 'rows': n, 'features': k,
+                     'share_flagged': round(sum(map(len, ours)) / (k * len(seeds)), 4),
+                     'share_flagged_two_sample_tests': round(sum(map(len, tests)) / (k * len(seeds)), 4),
+                     'moved_features_flagged_in_every_window': all(set(MOVED) <= f for f in ours),
+                     'unmoved_features_flagged': sorted(set().union(*ours) - set(MOVED)),
+                     'flagged_per_window_example': per_seed[0]}
+    return out
+
+
+def performance_section(pipe, schema, ref, seeds, n):
+    "Estimated vs realised ROC AUC and log loss on labelled windows: base, drifted and concept-drifted."
+    out = {}
+    ref_real = ref['performance']['realised']
+    for name, kw in (('base', {}), ('drifted', {'drift': True}), ('concept_drift', {'concept': True})):
+        auc_err, ll_err, auc_base, ll_base, cover = [], [], [], [], []
+        for s in seeds:
+            w, _ = window(pipe, schema, n, s, **kw)
+            perf = assess(ref, w, DS, MS)['performance']
+            est, real = perf['estimated'], perf['realised']
+            auc_err.append(abs(est['roc_auc']['estimate'] - real['roc_auc']))
+            ll_err.append(abs(est['log_loss']['estimate'] - real['log_loss']) / real['log_loss'])
+            auc_base.append(abs(ref_real['roc_auc'] - real['roc_auc']))
+            ll_base.append(abs(ref_real['log_loss'] - real['log_loss']) / real['log_loss'])
+            cover.append(est['roc_auc']['lo'] <= real['roc_auc'] <= est['roc_auc']['hi'])
+        out[name] = {'windows': len(seeds), 'rows': n,
+                     'roc_auc_abs_error_median': round(float(np.median(auc_err)), 4),
+                     'roc_auc_abs_error_max': round(float(np.max(auc_err)), 4),
+                     'roc_auc_within_0.02': round(float(np.mean(np.array(auc_err) <= 0.02)), 3),
+                     'roc_auc_interval_coverage': round(float(np.mean(cover)), 3),
+                     'log_loss_rel_error_median': round(float(np.median(ll_err)), 4),
+                     'log_loss_rel_error_max': round(float(np.max(ll_err)), 4),
+                     'log_loss_within_3pct': round(float(np.mean(np.array(ll_err) <= 0.03)), 3),
+                     'baseline_no_change_roc_auc_abs_error_median': round(float(np.median(auc_base)), 4),
+                     'baseline_no_change_log_loss_rel_error_median': round(float(np.median(ll_base)), 4)}
+    return out
+
+
+def profit_section(pipe, schema, ref, seeds, n):
+    "Coverage of the 90 % expected-profit intervals of the realised profit per customer (at the prior mean γ)."
+    inside, inside_full, inside_cal, widths = [], [], [], []
+    for s in seeds:
+        w, _ = window(pipe, schema, n, s)
+        money = assess(ref, w, DS, MS)['money']['window']
+        m, c = money['per_customer'], money['per_customer_calibrated']
+        real = realised_profit(w.y, w.actions, w.values, DS).mean()
+        inside_cal.append(c['lo'] <= real <= c['hi'])
+        inside.append(m['lo_labels'] <= real <= m['hi_labels']); inside_full.append(m['lo'] <= real <= m['hi'])
+        widths.append((m['hi_labels'] - m['lo_labels'], m['hi'] - m['lo']))
+    w = np.array(widths)
+    return {'windows': len(seeds), 'rows': n, 'level': MS.level,
+            'coverage_labels_only_interval': round(float(np.mean(inside)), 3),
+            'coverage_calibrated_interval': round(float(np.mean(inside_cal)), 3),
+            'reference_money_gap_per_customer': round(ref['money']['realised']['gap_per_customer'], 3),
+            'coverage_full_interval_with_beta_priors': round(float(np.mean(inside_full)), 3),
+            'median_width_per_customer': {'labels_only': round(float(np.median(w[:, 0])), 3),
+                                          'with_beta_priors': round(float(np.median(w[:, 1])), 3)}}
+
+
+def write_big_log(path, pipe, schema, n_lines, gz_files=2):
+    "A prediction log of n_lines (~700 bytes each) rotated at 50 MB, its oldest `gz_files` files gzip-compressed."
+    t, _ = generate(20_000, seed=7)
+    d = prepare(t, DataSettings())
+    p = pipe.predict_proba(d.X)[:, 1]
+    dec = decide_batch(p, d.value.to_numpy(), DS, warn=False)
+    feats = t[schema.features].astype(object).where(t[schema.features].notna(), None).to_dict('records')
+    ts0 = '2026-12-01T08:00:00.000Z'
+    lines = b''.join(to_json_line(prediction_record(
+        request_id=f'{i:032x}', customer_id=t.customer_id[i], features=feats[i], churn_probability=p[i],
+        tier=str(dec.tier[i]), action=str(dec.action[i]), expected_value=float(dec.expected_value[i]),
+        ev_interval=(float(dec.ev_lo[i]), float(dec.ev_hi[i])), model_version='bayespilot-churn:1', latency_ms=1.2,
+        model_sha256='ab' * 32, ts=pd.Timestamp(ts0).to_pydatetime())) for i in range(len(t)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    files, cur, size, written, r = [], open(path, 'wb'), 0, 0, 0
+    while written < n_lines:                     # rotated as PredictionLog does: whole lines, a new file past 50 MB
+        k = min(len(t), n_lines - written)
+        block = lines if k == len(t) else b''.join(lines.splitlines(keepends=True)[:k])
+        stamp = (pd.Timestamp(ts0) + pd.Timedelta(minutes=r)).strftime('%Y-%m-%dT%H:%M:%S.000Z').encode()
+        if size + len(block) > 50_000_000:
+            cur.close(); files.append(path.with_name(f'{path.name}.{len(files) + 1}')); os.replace(path, files[-1])
+            cur, size = open(path, 'wb'), 0
+        cur.write(block.replace(ts0.encode(), stamp)); size += len(block); written += k; r += 1
+    cur.close()
+    for q in files[:gz_files]:
+        with open(q, 'rb') as f, gzip.open(f'{q}.gz', 'wb', compresslevel=1) as g: shutil.copyfileobj(f, g)
+        q.unlink()
+    return sum(f.stat().st_size for f in path.parent.iterdir() if f.name.startswith(path.name))
+
+
+def timed_monitor(root, model, log, runs):
+    "Wall time and peak memory (PSS, shared pages split, summed over the process and its workers) of `bayespilot monitor` on the log."
+    out = []
+    for _ in range(runs):
+        t0, peak, cpu0 = time.perf_counter(), [0], resource.getrusage(resource.RUSAGE_CHILDREN)
+        proc = psutil.Popen([sys.executable, '-m', 'bayespilot.cli', 'monitor', '--model', str(model), '--log', str(log),
+                             '--quiet', '--reports-dir', str(root / 'reports'), '--name', 'big'],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        def sample():
+            while proc.poll() is None:
+                try: rss = sum(p.memory_full_info().pss for p in [proc, *proc.children(recursive=True)])
+                except psutil.Error: rss = 0
+                peak[0] = max(peak[0], rss); time.sleep(0.05)
+        th = threading.Thread(target=sample); th.start()
+        so, se = proc.communicate(); th.join()
+        assert proc.returncode in (0, 3), se.decode()[-2000:]
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)      # the command and its (waited-for) worker processes
+        cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
+        out.append({'seconds': round(time.perf_counter() - t0, 2), 'peak_pss_mib': round(peak[0] / 2**20, 1),
+                    'cpu_seconds': round(cpu, 2), 'exit_code': proc.returncode})
+    return out, so.decode()
+
+
+def throughput_section(pipe, schema, ref, n_lines, runs, tmp):
+    "Monitor a log of n_lines: size, files, median seconds and peak memory of `runs` runs."
+    model = tmp / 'deployed_pipeline.pkl'
+    save_artifact(pipe, model, {'name': 'deployed_pipeline', 'schema': schema.to_dict(), 'reference': ref,
+                                'policy': DS.model_dump(mode='json'),
+                                'registered_model': {'name': 'bayespilot-churn', 'version': 1, 'alias': 'champion'}})
+    log = tmp / 'logs' / 'predictions.jsonl'
+    t0 = time.perf_counter(); size = write_big_log(log, pipe, schema, n_lines); t_write = time.perf_counter() - t0
+    files = sorted(f.name for f in log.parent.iterdir() if not f.name.endswith('.lock'))
+    res, stdout = timed_monitor(tmp, model, log, runs)
+    return {'lines': n_lines, 'bytes': size, 'mb': round(size / 1e6, 1), 'files': len(files),
+            'gzip_files': sum(f.endswith('.gz') for f in files), 'seconds_to_write_log': round(t_write, 1),
+            'runs': res, 'median_seconds': float(np.median([r['seconds'] for r in res])),
+            'max_peak_pss_mib': max(r['peak_pss_mib'] for r in res),
+            'median_cpu_seconds': float(np.median([r['cpu_seconds'] for r in res])),
+            'lines_per_second': round(n_lines / float(np.median([r['seconds'] for r in res]))),
+            'goal': '1 000 000 lines in < 20 s, < 1 GiB', 'first_line_of_output': stdout.splitlines()[0]}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--quick', action='store_true', help='fewer windows and 100 000 log lines (a smoke run)')
+    ap.add_argument('--only', nargs='*', choices=['drift', 'performance', 'profit', 'throughput'])
+    a = ap.parse_args(argv)
+    q = a.quick
+    t0 = time.perf_counter()
+    pipe, schema, ref = train()
+    out, tmp = {}, Path(tempfile.mkdtemp(prefix='bench-drift-'))
+    try:
+        todo = a.only or ['drift', 'performance', 'profit', 'throughput']
+        if 'drift' in todo: out['drift'] = drift_section(pipe, schema, ref, range(100, 104 if q else 120), 5000)
+        if 'performance' in todo:
+            out['performance'] = performance_section(pipe, schema, ref, range(200, 204 if q else 220), 5000)
+        if 'profit' in todo: out['profit'] = profit_section(pipe, schema, ref, range(300, 310 if q else 350), 5000)
+        if 'throughput' in todo:
+            out['throughput'] = throughput_section(pipe, schema, ref, 100_000 if q else 1_000_000, 1 if q else 3, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    out['model'] = 'Stage 1 logistic regression, 20 000 generated rows (seed 42); reference: 16 000 train + 4 000 test rows'
+    out['machine'] = dict(cpus=os.cpu_count(), load_average_1m=round(os.getloadavg()[0], 1),
+                          filesystem_dir=portable(tempfile.gettempdir()))
+    out['seconds'] = round(time.perf_counter() - t0, 1)
+    print(json.dumps(out, indent=2))
+    dest = ROOT / 'reports' / 'bench' / ('monitoring_quick.json' if q else 'monitoring.json')
+    prev = json.loads(dest.read_text()) if dest.exists() else {}
+    prev['monitor'] = {**prev.get('monitor', {}), **out} if a.only else out
+    dest.write_text(json.dumps(prev, indent=2) + '\n')
+    return 0
+
+
+if __name__ == '__main__': sys.exit(main())

@@ -23,12 +23,13 @@ $(STAMP): settings.ini setup.py
 
 venv: $(STAMP)  ## create .venv and install bayespilot with its dev tools
 
-run: $(STAMP)  ## generate synthetic data, train Stage 1 and Stage 2, score the base, then serve the API
+run: $(STAMP)  ## generate data, train Stage 1 and 2, score the base, simulate a round of outcomes, serve the API
 	$(BIN)/bayespilot generate --n $(N) --seed 42 --out data/churn.csv
 	$(BIN)/bayespilot train --config configs/default.toml
 	$(BIN)/bayespilot train-stage2 --config configs/default.toml
 	$(BIN)/bayespilot score --config configs/default.toml --data data/churn.csv --out reports/score/decisions.parquet --overwrite
 	$(MAKE) --no-print-directory monitor
+	$(BIN)/bayespilot simulate --config configs/default.toml --rounds 1 --quiet
 	$(BIN)/bayespilot serve --config configs/default.toml --host $(HOST) --port $(PORT)
 
 monitor: $(STAMP)  ## monitoring report of the synthetic test split: reports/monitoring/table-churn-test/ (exit 3 = alert)

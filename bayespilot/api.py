@@ -23,6 +23,7 @@ from .config import Settings
 from .schema import level
 from .artifacts import to_jsonable
 from .decision import decide, decide_batch
+from .holdout import NO_ID, audited_decision, batch_outputs, decide_holdout, holdout_arm
 from .model_store import (CHECK_EVERY, LOAD_ERRORS, LoadedModel, announce, announcement_due,
                                     follow_announcement, load_model, public_text, reload_target)
 from .monitoring import prediction_record
@@ -225,7 +226,8 @@ def _record(m: LoadedModel, rid, crid, cid, row, p, out, latency_ms, warn, endpo
                              model_sha256=m.sha256, features=row, churn_probability=p, tier=out['tier'],
                              action=out['action'], expected_value=out['expected_value'],
                              ev_interval=out.get('ev_interval'), latency_ms=latency_ms, warnings=warn,
-                             endpoint=endpoint)
+                             endpoint=endpoint, policy_version=m.policy_version, holdout=out.get('holdout'),
+                             policy_action=out.get('policy_action'), audit=out.get('audit'))
 
 def _elapsed_ms(request: Request) -> float:
     "Milliseconds since the request entered the app."
@@ -240,21 +242,23 @@ async def predict(request: Request):
     rt, m = _serving(request)
     row, cid, value, warn = parse_row(m, _validate(m.PredictRequest, await json_body(request)))
     p = m.proba(row)
-    out = decide(p, value, m.decision, warn=False)  # JSON-ready: str and float values; warnings are ours
+    out, w = audited_decision(p, value, m.decision, cid)  # JSON-ready: str, bool and float values (notebook 06e)
+    warn += w
     rid, crid, ms = new_request_id(), client_request_id(request), _elapsed_ms(request)
     resp = _json_response({'customer_id': cid, 'churn_probability': p, **out, 'model_version': m.version,
+                           'policy_version': m.policy_version,
                            'request_id': rid, 'client_request_id': crid, 'latency_ms': ms, 'warnings': warn}, rid)
     rt.log.write(_record(m, rid, crid, cid, row, p, out, ms, warn, '/predict'))  # answered, so logged
     rt.metrics.inc_tier(out['tier']); rt.metrics.observe_prediction(m.version, p, out['action'])
     return resp
 
 # %% ../nbs/17_api.ipynb #ab59da83
-def _batch_decisions(m: LoadedModel, rows, values, caps) -> tuple[np.ndarray, list[dict]]:
-    "Probabilities and per-row decisions for a batch (runs in a worker thread)."
-    p = m.probas(rows)
-    df = decide_batch(p, np.asarray(values, dtype=float), m.decision, capacity=caps, warn=False)
-    return p, [{'tier': str(r['tier']), 'action': str(r['action']), 'expected_value': float(r['expected_value']),
-                'ev_interval': [float(r['ev_lo']), float(r['ev_hi'])]} for r in df.to_dict('records')]
+def _batch_decisions(m: LoadedModel, rows, values, caps, cids=None) -> tuple[np.ndarray, list[dict]]:
+    "Probabilities and per-row decisions (holdout and audit fields too) for a batch (runs in a worker thread)."
+    p, ds = m.probas(rows), m.decision
+    arm = holdout_arm([None] * len(rows) if cids is None else cids, ds.experiment, ds.holdout_share)
+    df = decide_holdout(p, np.asarray(values, dtype=float), ds, arm, capacity=caps, warn=False)
+    return p, batch_outputs(df, ds, caps)
 
 async def predict_batch(request: Request):
     "Score a batch and allocate actions, optionally under per-action capacities."
@@ -262,14 +266,18 @@ async def predict_batch(request: Request):
     req = _validate(m.BatchRequest, await json_body(request))
     parsed = [parse_row(m, c) for c in req.customers]
     caps = {k: v for k, v in req.capacities.model_dump().items() if v is not None} if req.capacities else None
-    p, outs = await run_in_threadpool(_batch_decisions, m, [x[0] for x in parsed], [x[2] for x in parsed], caps or None)
+    p, outs = await run_in_threadpool(_batch_decisions, m, [x[0] for x in parsed], [x[2] for x in parsed], caps or None,
+                                      [x[1] for x in parsed])
+    for (_, cid, _, w) in parsed:
+        if m.decision.holdout_share > 0 and cid is None: w.append(NO_ID)
     rid, crid, ms = new_request_id(), client_request_id(request), _elapsed_ms(request)
     items = [{'customer_id': cid, 'churn_probability': float(pi), **o, 'warnings': w}
              for (row, cid, _, w), pi, o in zip(parsed, p, outs)]
     counts = {a: sum(it['action'] == a for it in items) for a in ('monitor', 'review', 'escalate')}
     resp = _json_response({'predictions': items, 'n': len(items), 'actions': counts, 'capacities': caps,
                            'total_expected_value': float(sum(it['expected_value'] for it in items)),
-                           'model_version': m.version, 'request_id': rid, 'client_request_id': crid,
+                           'model_version': m.version, 'policy_version': m.policy_version,
+                           'request_id': rid, 'client_request_id': crid,
                            'latency_ms': ms}, rid)
     rt.log.write_many([_record(m, f'{rid}:{i}', crid, it['customer_id'], parsed[i][0], it['churn_probability'], it,
                                ms, it['warnings'], '/predict/batch') for i, it in enumerate(items)])
@@ -298,6 +306,7 @@ def model_info(m: LoadedModel, root=None) -> dict:
             'thresholds': {'review': ds.review_threshold, 'escalate': ds.escalate_threshold,
                            **(c.get('thresholds') or {})},
             'policy': ds.model_dump(mode='json'), 'policy_source': m.policy_source,
+            'policy_version': m.policy_version, 'policy_id': m.policy.id if m.policy is not None else None,
             'fast_path': m.scorer is not None, 'fast_path_reason': m.fast_reason, 'schema': m.schema.to_dict(),
             'mlflow_run_id': c.get('mlflow_run_id'), 'library_versions': c.get('library_versions'),
             'reference': reference_summary(c.get('reference'))}
@@ -335,7 +344,8 @@ async def reload(request: Request):
     old, rt.model, rt.error, rt.model_path = rt.model, new, None, path
     request.app.openapi_schema = None
     announce(rt.watch, new)
-    return {'reloaded': True, 'model_version': new.version, 'sha256': new.sha256, 'card_sha256': new.identity,
+    return {'reloaded': True, 'model_version': new.version, 'policy_version': new.policy_version,
+            'sha256': new.sha256, 'card_sha256': new.identity,
             'previous': old.sha256 if old else None, 'fast_path': new.scorer is not None, 'worker': rt.worker}
 
 # %% ../nbs/17_api.ipynb #05bfd197
@@ -344,6 +354,7 @@ class PredictResponse(BaseModel):
     customer_id: Optional[str]; churn_probability: float; tier: str; action: str; expected_value: float
     ev_interval: list[float]; ev_by_action: dict[str, float]; model_version: str; request_id: str
     client_request_id: Optional[str]; latency_ms: float; warnings: list[str]
+    policy_version: str; policy_action: str; holdout: bool; audit: dict  # notebook 06e: `holdout.audit`
 
 _BODIES = {'/predict': 'PredictRequest', '/predict/batch': 'BatchRequest', '/admin/reload': 'ReloadRequest'}
 

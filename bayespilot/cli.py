@@ -8,6 +8,8 @@ import argparse, contextlib, logging, os, sys, textwrap, warnings
 from pathlib import Path
 from .config import ConfigError, Settings, load_settings
 from .score_cli import add_score
+from .outcomes_cli import add_outcomes
+from .simulate_cli import add_simulate
 
 # %% auto #0
 __all__ = ['METRIC_LABELS', 'USER_ERRORS', 'split_list', 'training_overrides', 'generate_overrides', 'serve_overrides',
@@ -393,6 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(sub)
     _add_monitor(sub)
     add_score(sub, _Formatter)
+    add_outcomes(sub, _Formatter)
+    add_simulate(sub, _Formatter)
     return p
 
 # %% ../nbs/21_cli.ipynb #f42eea23

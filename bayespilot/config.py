@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 __all__ = ['Scalar', 'DEFAULT_MISSING', 'CANDIDATES', 'ConfigError', 'DataError', 'DataWarning', 'warned', 'DataSettings',
            'FeatureSettings', 'SplitSettings', 'BaselineSettings', 'Stage2Settings', 'ActionSettings',
            'DecisionSettings', 'PathSettings', 'TrackingSettings', 'ServingSettings', 'GenerateSettings',
-           'MonitoringSettings', 'atomic_file', 'sha256_file', 'Settings', 'read_toml', 'set_dotted', 'load_settings']
+           'SimulateSettings', 'MonitoringSettings', 'atomic_file', 'sha256_file', 'Settings', 'read_toml',
+           'set_dotted', 'load_settings']
 
 # %% ../nbs/00_config.ipynb #deefd87c
 class ConfigError(ValueError):
@@ -196,6 +197,13 @@ class DecisionSettings(_Section):
     actions: dict[Literal['review', 'escalate'], ActionSettings] = Field(default_factory=_default_actions)
     capacity: dict[Literal['review', 'escalate'], Optional[int]] = {'review': None, 'escalate': None}
     credible_level: float = Field(0.9, gt=0, lt=1)
+    holdout_share: float = Field(0.0, ge=0, lt=1, description="share of the customers the policy would "
+                                 "contact who are held out (get monitor) as a randomized control; 0 = off")
+    experiment: str = Field('default', min_length=1, max_length=100, description="the holdout experiment's "
+                            "key: with the customer id it fixes each customer's arm (notebook 06e)")
+    exploration: Literal['none', 'thompson'] = Field('none', description="'thompson': each batch draws every "
+                                                      "action's success rate from its Beta posterior instead "
+                                                      "of using its mean (exploration)")
 
     @model_validator(mode='after')
     def _ordered(self):
@@ -213,6 +221,7 @@ class PathSettings(_Section):
     artifacts: Path = Path('models/artifacts')
     reports: Path = Path('reports')
     logs: Path = Path('logs')
+    policies: Path = Path('models/policies')  # versioned policies (policy-0001.json ...)
 
 # %% ../nbs/00_config.ipynb #d96aa188
 class TrackingSettings(_Section):
@@ -251,6 +260,29 @@ class GenerateSettings(_Section):
     concept_drift: bool = Field(False, description="change the churn model itself (not the population): "
                                 "churn reacts more to price and to support tickets")
     out: Path = Path('data/churn.csv')
+
+# %% ../nbs/00_config.ipynb #84e2f38a
+class SimulateSettings(_Section):
+    "`bayespilot simulate`: the world's truth (what each contact action really achieves) and the rounds to run."
+    true_gamma: dict[Literal['review', 'escalate'], float] = Field(
+        default_factory=lambda: {'review': 0.08, 'escalate': 0.2},
+        description="the true chance that each action keeps a customer who would otherwise churn")
+    gamma_spread: float = Field(0.0, ge=0, le=3, description="0: every customer responds alike; > 0: the true "
+                                "success rate varies with the customer's bill (log-odds sd, notebook 03)")
+    take_up: Optional[float] = Field(None, ge=0, le=1, description="true share of contacted non-churners who take "
+                                     "the offer (None: decision.omega)")
+    rounds: int = Field(5, ge=1, le=1000)
+    batch: int = Field(5000, ge=10, description="customers decided per round")
+    seed: int = 0
+    out: Path = Path('reports/simulate')
+
+    @field_validator('true_gamma')
+    @classmethod
+    def _rates(cls, v):
+        "Each true success rate is a probability strictly between 0 and 1."
+        for k, g in v.items():
+            if not 0 < g < 1: raise ValueError(f"simulate.true_gamma.{k} must be strictly between 0 and 1 (got {g})")
+        return v
 
 # %% ../nbs/00_config.ipynb #7872508e
 _ALERTS = Literal['features', 'probability', 'performance', 'profit']
@@ -323,6 +355,7 @@ class Settings(_Section):
     serving: ServingSettings = ServingSettings()
     generate: GenerateSettings = GenerateSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    simulate: SimulateSettings = SimulateSettings()
 
 # %% ../nbs/00_config.ipynb #1942e8ca
 def _fmt_errors(err: ValidationError, source: str) -> str:

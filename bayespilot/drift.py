@@ -9,9 +9,9 @@ from .config import MonitoringSettings
 
 # %% auto #0
 __all__ = ['EPS', 'QUANTILES', 'OTHER', 'UNSEEN', 'shares', 'psi', 'js_distance', 'quantiles', 'wasserstein_from_quantiles',
-           'wasserstein', 'bin_counts', 'numeric_profile', 'level_counts_of', 'categorical_profile', 'effective_size',
-           'psi_rows', 'js_rows', 'bins_floor', 'wasserstein_floor', 'numeric_drift', 'window_bins',
-           'categorical_drift']
+           'wasserstein', 'bin_counts', 'sorted_quantiles_counts', 'numeric_profile', 'level_counts_of',
+           'categorical_profile', 'effective_size', 'psi_rows', 'js_rows', 'bins_floor', 'wasserstein_floor',
+           'numeric_drift', 'window_bins', 'categorical_drift']
 
 # %% ../nbs/05a_drift.ipynb #14fb9acc
 EPS = 1e-4  # a share below this counts as this (an empty bin would make PSI infinite)
@@ -68,6 +68,14 @@ def bin_counts(edges, x) -> np.ndarray:
     x = np.asarray(x, dtype=float)
     return np.bincount(np.searchsorted(np.asarray(edges, dtype=float), x[~np.isnan(x)], side='left'),
                        minlength=len(edges) + 1)
+
+def sorted_quantiles_counts(v: np.ndarray, edges) -> tuple[np.ndarray, np.ndarray]:
+    "`quantiles` and `bin_counts` of sorted non-missing values `v` from the one sort (no partition, no row search)."
+    if not v.size: return np.empty(0), np.zeros(len(edges) + 1, dtype=np.int64)
+    pos = QUANTILES * (v.size - 1)
+    lo = np.floor(pos).astype(np.int64); hi = np.minimum(lo + 1, v.size - 1)
+    below = np.searchsorted(v, np.asarray(edges, dtype=float), side='right')         # values <= each edge
+    return v[lo] + (v[hi] - v[lo]) * (pos - lo), np.diff(np.concatenate([[0], below, [v.size]]))
 
 def numeric_profile(x, n_bins: int = 10) -> dict:
     "Reference profile of a numeric column: quantile bin edges and shares, 100 quantiles, std, mean, missing rate."
@@ -152,12 +160,14 @@ def numeric_drift(profile: dict, x, settings: MonitoringSettings | None = None) 
     "PSI, Wasserstein in reference standard deviations and missing-rate change of `x` against a numeric profile."
     s = settings or MonitoringSettings()
     v, miss = _clean(x)
+    v = np.sort(v)
+    win_q, counts = sorted_quantiles_counts(v, profile['edges'])
     ref_q, scale = np.asarray(profile['quantiles']), profile.get('std') or 0.0
     scale = scale if scale > 0 else max(float(np.ptp(ref_q)) if ref_q.size else 0.0, 1.0)
     n_ref = round(profile['n'] * (1 - profile['missing_rate']))
     psi_floor = bins_floor(profile['shares'], v.size, n_ref)[0]
-    out = {'kind': 'numeric', 'n': int(np.size(x)), 'psi': psi(profile['shares'], bin_counts(profile['edges'], v)),
-           'distance': wasserstein_from_quantiles(ref_q, quantiles(v)) / scale, 'distance_name': 'wasserstein',
+    out = {'kind': 'numeric', 'n': int(np.size(x)), 'psi': psi(profile['shares'], counts),
+           'distance': wasserstein_from_quantiles(ref_q, win_q) / scale, 'distance_name': 'wasserstein',
            'psi_floor': psi_floor, 'distance_floor': wasserstein_floor(ref_q, scale, v.size, n_ref),
            'missing_rate': miss, 'missing_change': miss - profile['missing_rate'], 'unseen_share': 0.0,
            'mean': float(v.mean()) if v.size else None, 'reference_mean': profile.get('mean')}

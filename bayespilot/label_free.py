@@ -18,10 +18,12 @@ def _probabilities(p) -> np.ndarray:
     p = np.asarray(p, dtype=float)
     return check_binary(np.zeros(p.size, dtype=int), p)[1]
 
-def expected_log_loss(p, eps: float = 1e-15) -> float:
-    "Log loss expected when each label is drawn with its probability: the mean binary entropy."
+def expected_log_loss(p, eps: float = 1e-15, q=None) -> float:
+    "Log loss of `p` expected when each label is drawn with its probability (or with `q`): the mean cross-entropy."
     p = np.clip(_probabilities(p), eps, 1 - eps)
-    return float(-np.mean(p * np.log(p) + (1 - p) * np.log1p(-p)))
+    q = p if q is None else _probabilities(q)
+    if q.size != p.size: raise ValueError(f"q has {q.size} entries for {p.size} probabilities")
+    return float(-np.mean(q * np.log(p) + (1 - q) * np.log1p(-p)))
 
 def expected_brier(p) -> float:
     "Brier score expected when each label is drawn with its probability: mean p (1 − p)."

@@ -4,20 +4,23 @@
 
 # %% ../nbs/16b_log_window.ipynb #c044f9be
 from __future__ import annotations
-import fcntl, gzip, os, re
+import fcntl, gzip, os, re, zlib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Optional
 import numpy as np, orjson, pandas as pd
+import pyarrow as pa, pyarrow.compute as pc, pyarrow.json as pj
 from .config import ConfigError
 from .schema import level, to_numeric
 from .monitoring import utc_iso
 from .monitor_checks import Window
 
 # %% auto #0
-__all__ = ['CHUNK_BYTES', 'ACTION_CODES', 'BATCH_LINES', 'LogInputError', 'parse_time', 'first_timestamp', 'log_segments',
-           'snapshot_sizes', 'plan_ranges', 'read_range', 'parse_range', 'read_window', 'assemble']
+__all__ = ['BLOCK_BYTES', 'ACTION_CODES', 'SAMPLE_LINES', 'BATCH_LINES', 'LogInputError', 'parse_time', 'first_timestamp',
+           'log_segments', 'snapshot_sizes', 'log_blocks', 'block_schema', 'read_block_table', 'arrow_columns',
+           'parse_block', 'log_parts', 'read_window', 'assemble']
 
 # %% ../nbs/16b_log_window.ipynb #c15860ae
 class LogInputError(ConfigError):
@@ -66,30 +69,127 @@ def snapshot_sizes(path) -> list[tuple[Path, int]]:
         if fd is not None: os.close(fd)
 
 # %% ../nbs/16b_log_window.ipynb #2f17bb21
-CHUNK_BYTES = 16 << 20
+BLOCK_BYTES = 8 << 20
 ACTION_CODES = {'monitor': 0, 'review': 1, 'escalate': 2}
 
-def plan_ranges(snap: list[tuple[Path, int]], chunk: int = CHUNK_BYTES) -> list[tuple[str, int, int]]:
-    "(file, start, end) byte ranges ending at line boundaries (compressed files: one range, end -1 = to the end)."
-    out = []
-    for p, size in snap:
-        if p.suffix == '.gz': out.append((str(p), 0, -1)); continue
-        start = 0
-        with open(p, 'rb') as f:
-            while start < size:
-                end = min(start + chunk, size)
-                if end < size:
-                    f.seek(end); nl = f.read(1 << 20).find(b'\n')
-                    end = size if nl < 0 else min(end + nl + 1, size)
-                out.append((str(p), start, end)); start = end
-    return out
-
-def read_range(path: str, start: int, end: int) -> bytes:
-    "The bytes of one range (a compressed file: all of it, decompressed)."
-    if end < 0:
-        with gzip.open(path, 'rb') as f: return f.read()
+def _plain_pieces(path: Path, size: int, piece: int):
+    "The first `size` bytes of a file (its size when the log's lock was held) in pieces, each with the bytes done."
     with open(path, 'rb') as f:
-        f.seek(start); return f.read(end - start)
+        done = 0
+        while done < size and (data := f.read(min(piece, size - done))):
+            done += len(data); yield data, done
+
+def _gzip_pieces(path: Path, piece: int):
+    "A gzip file's text, inflated member after member, in pieces, each with the compressed bytes done."
+    d, fed = zlib.decompressobj(wbits=31), False
+    try:
+        with open(path, 'rb') as f:
+            while raw := f.read(piece // 8):
+                while raw:
+                    out, fed = d.decompress(raw), True
+                    raw = b''
+                    if d.eof: raw, d, fed = d.unused_data, zlib.decompressobj(wbits=31), False   # the next member
+                    yield out, f.tell()
+    except zlib.error as e: raise LogInputError(f"{path}: not a readable gzip file ({e})") from None
+    if fed and not d.eof:
+        raise LogInputError(f"{path}: the compressed file is truncated (the compression stopped mid-way?); "
+                            "recompress it from the original or remove it, then monitor again")
+
+def _whole_lines(pieces, block: int):
+    "Pieces regrouped into blocks of about `block` bytes ending at a newline (a file's last block: as it ends)."
+    buf, n, done = [], 0, 0
+    for data, done in pieces:
+        buf.append(data); n += len(data)
+        if n < block: continue
+        data = b''.join(buf); k = data.rfind(b'\n') + 1
+        if k: yield data[:k], done
+        buf, n = [data[k:]], len(data) - k
+    if n: yield b''.join(buf), done
+
+def log_blocks(snap: list[tuple[Path, int]], block: int = BLOCK_BYTES):
+    "(file, bytes, bytes done over the log) blocks of whole lines, file after file (compressed ones inflated)."
+    base = 0
+    for p, size in snap:
+        pieces = _gzip_pieces(p, block) if p.suffix == '.gz' else _plain_pieces(p, size, block)
+        for data, done in _whole_lines(pieces, block): yield str(p), data, base + done
+        base += size
+
+# %% ../nbs/16b_log_window.ipynb #5f0a9e11
+def _json_type(v, role: str) -> pa.DataType:
+    "The Arrow type of a sampled JSON value (text, boolean, integer, float); unsampled: float for numbers, else text."
+    if isinstance(v, str): return pa.string()
+    if isinstance(v, bool): return pa.bool_()
+    if isinstance(v, int) and role != 'numeric': return pa.int64()
+    if isinstance(v, (int, float)) or (v is None and role == 'numeric'): return pa.float64()
+    return pa.string()
+
+def _first_seen(recs: list, key: str):
+    "The first non-null value of `key` in the sampled records' dicts."
+    return next((r[key] for r in recs if r.get(key) is not None), None)
+
+def block_schema(sample: list, numeric, categorical) -> pa.Schema:
+    "The fields monitoring reads, typed like the first lines that carry them; every other field is skipped."
+    recs = [r for r in sample if isinstance(r, dict)]
+    feats = [f for f in (r.get('features') for r in recs) if isinstance(f, dict)]
+    fields = [(c, _json_type(_first_seen(feats, c), role)) for cols, role in ((numeric, 'numeric'),
+              (categorical, 'categorical')) for c in cols]
+    return pa.schema([('ts', pa.string()), ('model_version', _json_type(_first_seen(recs, 'model_version'), 'version')),
+                      ('features', pa.struct(fields)), ('churn_probability', pa.float64()), ('action', pa.string()),
+                      ('expected_value', pa.float64()), ('value', pa.float64())])
+
+# %% ../nbs/16b_log_window.ipynb #5f0a9e13
+SAMPLE_LINES = 64
+
+def read_block_table(body: bytes, numeric, categorical) -> Optional[pa.Table]:
+    "The block's needed fields as an Arrow table, or None when a line defeats the typed reader (orjson decides)."
+    try:
+        sample = [orjson.loads(x) for x in body[:1 << 16].split(b'\n', SAMPLE_LINES)[:SAMPLE_LINES] if x]
+        opts = pj.ParseOptions(explicit_schema=block_schema(sample, numeric, categorical),
+                               unexpected_field_behavior='ignore')
+        t = pj.read_json(pa.BufferReader(body), parse_options=opts,
+                         read_options=pj.ReadOptions(use_threads=False, block_size=len(body) + 1))
+    except (pa.ArrowInvalid, orjson.JSONDecodeError): return None
+    return t if t.num_rows == body.count(b'\n') else None          # the reader skips blank lines: orjson names them
+
+def _arrow_codes(a) -> tuple[np.ndarray, list]:
+    "Integer codes (null = -1) of an Arrow column and its distinct values in order of appearance."
+    d = a.combine_chunks().dictionary_encode() if isinstance(a, pa.ChunkedArray) else a.dictionary_encode()
+    return pc.fill_null(d.indices, -1).to_numpy().astype(np.int32), d.dictionary.to_pylist()
+
+def _arrow_floats(a) -> np.ndarray:
+    "An Arrow column as floats (NaN = missing); text is trimmed and parsed, unparseable text becomes NaN."
+    if pa.types.is_string(a.type):
+        t = pc.utf8_trim_whitespace(a)
+        t = pc.if_else(pc.equal(t, ''), pa.scalar(None, pa.string()), t)
+        try: a = pc.cast(t, pa.float64())
+        except pa.ArrowInvalid: return to_numeric(a.to_numpy(zero_copy_only=False))
+    x = pc.cast(a, pa.float64()).to_numpy(zero_copy_only=False)
+    return np.where(np.isfinite(x), x, np.nan)
+
+# %% ../nbs/16b_log_window.ipynb #5f0a9e15
+def _arrow_keep(ts, since, until) -> Optional[np.ndarray]:
+    "Mask of the rows whose `ts` is in [since, until) (None: no time window asked)."
+    if not (since or until): return None
+    keep = pa.array(np.ones(len(ts), dtype=bool))
+    if since: keep = pc.and_(keep, pc.fill_null(pc.greater_equal(ts, since), False))
+    if until: keep = pc.and_(keep, pc.fill_null(pc.less(ts, until), False))
+    return keep.to_numpy(zero_copy_only=False)
+
+def arrow_columns(t: pa.Table, numeric, categorical, since=None, until=None) -> dict:
+    "Columns of the table's rows inside the window, as `_columns` makes them from records, and their line numbers."
+    keep = _arrow_keep(t.column('ts'), since, until)
+    line = np.arange(1, t.num_rows + 1) if keep is None else np.flatnonzero(keep) + 1
+    if keep is not None: t = t.filter(pa.array(keep))
+    f = t.column('features').combine_chunks()
+    cats = {c: _arrow_codes(pc.struct_field(f, c)) for c in categorical}
+    act, act_levels = _arrow_codes(t.column('action'))
+    ver, hour = _arrow_codes(t.column('model_version')), _arrow_codes(pc.utf8_slice_codeunits(t.column('ts'), 0, 13))
+    return {'line': line, 'num': {c: _arrow_floats(pc.struct_field(f, c)) for c in numeric},
+            'cat': {c: v[0] for c, v in cats.items()}, 'p': _arrow_floats(t.column('churn_probability')),
+            'action': np.array([ACTION_CODES.get(a, -1) for a in act_levels] + [-1], dtype=np.int8)[act],
+            'ev': _arrow_floats(t.column('expected_value')), 'value': _arrow_floats(t.column('value')),
+            'version': ver[0], 'hour': hour[0],
+            'levels': {**{c: v[1] for c, v in cats.items()}, 'version': ver[1], 'hour': hour[1]}}
 
 # %% ../nbs/16b_log_window.ipynb #dce691bc
 BATCH_LINES = 10_000
@@ -137,56 +237,70 @@ def _columns(recs: list, numeric, categorical) -> dict:
             'p': _floats([r.get('churn_probability') for r in recs]),
             'action': np.array([ACTION_CODES.get(r.get('action'), -1) for r in recs], dtype=np.int8),
             'ev': _floats([r.get('expected_value') for r in recs]),
-            'value': _floats([r.get('value') for r in recs]) if recs and 'value' in recs[0] else None,
+            'value': _floats([r.get('value') for r in recs]),
             'version': ver[0], 'hour': hour[0],
             'levels': {**{c: v[1] for c, v in cats.items()}, 'version': ver[1], 'hour': hour[1]}}
 
-def parse_range(job: tuple) -> list[dict]:
-    "One range as parts of at most BATCH_LINES lines, columns of the lines inside the window (run in a worker)."
-    (path, start, end), numeric, categorical, since, until = job
-    lines = read_range(path, start, end).split(b'\n')
-    tail, out = lines.pop(), []
+
+# %% ../nbs/16b_log_window.ipynb #5f0a9e18
+def _orjson_parts(file: str, body: bytes, numeric, categorical, since, until) -> list[dict]:
+    "A block's lines decoded by orjson in batches of BATCH_LINES (any mix of types; names the first bad line)."
+    lines, out = body.split(b'\n')[:-1], []
     for s in range(0, len(lines), BATCH_LINES):
         batch = lines[s:s + BATCH_LINES]
-        part = {'range': (path, start, end), 'n_lines': len(batch), 'error': None, 'line': np.empty(0, int)}
+        part = {'file': file, 'n_lines': len(batch), 'error': None, 'line': np.empty(0, int)}
         recs, bad = _decode(batch)
         if bad: return out + [part | {'error': bad}]
         keep = _in_window(recs, since, until)
         out.append(part | {'line': keep + 1} | _columns([recs[i] for i in keep], numeric, categorical))
-    if tail:                                                            # a last line without its newline
-        out.append({'range': (path, start, end), 'n_lines': 1, 'error': ('torn', 1, tail[:80]), 'line': np.empty(0)})
+    return out
+
+def parse_block(file: str, data: bytes, numeric, categorical, since=None, until=None) -> list[dict]:
+    "A block of lines as parts: columns of its lines inside the window (Arrow when it can, else orjson), errors."
+    k = data.rfind(b'\n') + 1
+    body, tail = data[:k], data[k:]
+    t = read_block_table(body, numeric, categorical) if body else None
+    if t is None: out = _orjson_parts(file, body, numeric, categorical, since, until)
+    else: out = [{'file': file, 'n_lines': t.num_rows, 'error': None} | arrow_columns(t, numeric, categorical, since,
+                                                                                     until)]
+    if tail and not (out and out[-1]['error']):                       # a last line without its newline
+        out.append({'file': file, 'n_lines': 1, 'error': ('torn', 1, tail[:80]), 'line': np.empty(0, int)})
     return out
 
 # %% ../nbs/16b_log_window.ipynb #2a03caec
 def _bad_line(part: dict, line_no: int) -> LogInputError:
-    "The error for a range's first bad line, numbered in its file."
+    "The error for a block's first bad line, numbered in its file."
     kind, i, head = part['error']
-    path = part['range'][0]
     if kind == 'torn':
-        return LogInputError(f"{path}: line {line_no + i}: the last line is incomplete (a torn write: the writer "
-                             f"stopped mid-line?): {head!r}; repair or remove that line, then monitor again")
-    return LogInputError(f"{path}: line {line_no + i} is not a complete JSON object: {head!r}")
+        return LogInputError(f"{part['file']}: line {line_no + i}: the last line is incomplete (a torn write: the "
+                             f"writer stopped mid-line?): {head!r}; repair or remove that line, then monitor again")
+    return LogInputError(f"{part['file']}: line {line_no + i} is not a complete JSON object: {head!r}")
 
-def _run(jobs: list, workers: int, progress: bool, total: int):
-    "The parts of every range in order (parsed in a process pool when worth it), a progress bar over the bytes."
+def log_parts(snap, numeric, categorical, since=None, until=None, workers: int = 2, progress: bool = False,
+              block: int = BLOCK_BYTES):
+    "Every block's parts in log order, `workers` blocks parsed at once in threads (Arrow frees the GIL)."
     from tqdm.auto import tqdm
-    bar = tqdm(total=total, unit='B', unit_scale=True, desc='reading the prediction log', disable=not progress,
-               leave=False)
-    pool = get_context('fork').Pool(workers) if workers > 1 and len(jobs) > 1 else None
-    try:
-        results = pool.imap(parse_range, jobs) if pool else map(parse_range, jobs)
-        for (p, s, e), parts in zip((j[0] for j in jobs), results):
-            bar.update(os.path.getsize(p) if e < 0 else e - s); yield from parts
-    finally:
-        bar.close()
-        if pool: pool.terminate()
+    bar = tqdm(total=sum(s for _, s in snap), unit='B', unit_scale=True, desc='reading the prediction log',
+               disable=not progress, leave=False)
+    queue = deque()
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        try:
+            for file, data, done in log_blocks(snap, block):
+                queue.append((pool.submit(parse_block, file, data, numeric, categorical, since, until), done))
+                while len(queue) > 2 * workers or (queue and queue[0][0].done()):
+                    fut, n = queue.popleft(); yield from fut.result(); bar.update(n - bar.n)
+            while queue:
+                fut, n = queue.popleft(); yield from fut.result(); bar.update(n - bar.n)
+        finally:
+            for fut, _ in queue: fut.cancel()
+            bar.close()
 
+# %% ../nbs/16b_log_window.ipynb #5f0a9e19
 def _recode(parts: list, key: str) -> tuple[list, np.ndarray]:
-    "One table of the values of column `key` over every range, and every row's code in it."
-    index, values, out = {}, [], []
+    "One table of the values of column `key` over every part, and every row's code in it."
+    index, out = {}, []
     for part in parts:
         table = np.array([index.setdefault(v, len(index)) for v in part['levels'][key]] + [-1], dtype=np.int32)
-        values = list(index)
         codes = part['cat'][key] if key in part['cat'] else part[key]
         out.append(table[codes])                       # code -1 picks the trailing -1
     return list(index), (np.concatenate(out) if out else np.empty(0, np.int32))
@@ -230,7 +344,7 @@ def _where(parts: list) -> callable:
     "A function from a row number to 'file: line N'."
     files, lines, seen = [], [], {}
     for part in parts:
-        path = part['range'][0]
+        path = part['file']
         files += [path] * len(part['line']); lines.append(part['line'] + seen.get(path, 0))
         seen[path] = seen.get(path, 0) + part['n_lines']
     lines = np.concatenate(lines) if lines else np.empty(0, int)
@@ -239,17 +353,12 @@ def _where(parts: list) -> callable:
 # %% ../nbs/16b_log_window.ipynb #927bf2d7
 def read_window(path, numeric: list, categorical: list, since: Optional[str] = None, until: Optional[str] = None,
                 last: Optional[int] = None, model_version: Optional[str] = None, workers: int = 2,
-                progress: bool = False, missing=()) -> tuple[Window, np.ndarray]:
+                progress: bool = False, missing=(), block: int = BLOCK_BYTES) -> tuple[Window, np.ndarray]:
     "The window of the log at `path` as a `Window` (values not yet known) and the logged EV of every row."
-    snap = snapshot_sizes(path)
-    jobs = [(r, list(numeric), list(categorical), since, until) for r in plan_ranges(snap)]
-    if sum(s for _, s in snap) < CHUNK_BYTES: workers = 1
-    parts = []
-    for part in _run(jobs, workers, progress, sum(s for _, s in snap)):
-        if part['error']:
-            before = sum(q['n_lines'] for q in parts if q['range'][0] == part['range'][0])
-            raise _bad_line(part, before)
-        parts.append(part)
+    snap, parts, seen = snapshot_sizes(path), [], {}
+    for part in log_parts(snap, list(numeric), list(categorical), since, until, workers, progress, block):
+        if part['error']: raise _bad_line(part, seen.get(part['file'], 0))
+        parts.append(part); seen[part['file']] = seen.get(part['file'], 0) + part['n_lines']
     return assemble(parts, snap, numeric, categorical, since, until, last, model_version, missing)
 
 # %% ../nbs/16b_log_window.ipynb #a5c87116
@@ -280,8 +389,8 @@ def assemble(parts, snap, numeric, categorical, since, until, last, model_versio
     for c in categorical:
         values, codes = _recode(parts, c)
         cats[c] = _level_counts(values, codes[rows], missing)
-    vals = [q['value'] for q in parts]
-    value = np.concatenate(vals)[rows] if all(v is not None for v in vals) else None
+    value = cat('value')[rows]                         # customer values, when the lines carry them (NaN where not)
     info = _window_info(snap, parts, n_read, rows, since, until, last, model_version, ts)
     info['versions'] = sorted(set(map(str, versions)))
+    value = value if np.isfinite(value).any() else None
     return Window(num, cats, p[rows], action[rows], value, None, ts, info), ev[rows]

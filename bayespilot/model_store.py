@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_model_store.ipynb #0888849b
 from __future__ import annotations
-import json, math, os, time
+import hashlib, json, math, os, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
@@ -13,14 +13,15 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 from .config import ConfigError, DecisionSettings, Settings
 from .schema import Schema
 from .artifacts import IntegrityError, ModelCheckError, atomic_write_json, load_artifact
+from .policy import apply_policy, latest_policy, policy_path
 from .scorer import fast_scorer, random_rows
 
 # %% auto #0
 __all__ = ['MAX_TEXT', 'MAX_ABS', 'MAX_CAPACITY', 'Text', 'Count', 'LOAD_ERRORS', 'RELOAD_FILE', 'CHECK_EVERY', 'card_policy',
-           'model_version', 'card_identity', 'request_model', 'Capacities', 'batch_model', 'LoadedModel',
-           'check_card_schema', 'probe', 'load_model', 'ReloadWatch', 'reload_watch', 'read_announcement', 'announce',
-           'announcement_due', 'follow_announcement', 'forget_announcement', 'ReloadRefused', 'models_dir',
-           'reload_target', 'public_text']
+           'model_version', 'card_identity', 'policy_version', 'experiment_overrides', 'served_policy', 'request_model',
+           'Capacities', 'batch_model', 'LoadedModel', 'check_card_schema', 'probe', 'load_model', 'ReloadWatch',
+           'reload_watch', 'read_announcement', 'announce', 'announcement_due', 'follow_announcement',
+           'forget_announcement', 'ReloadRefused', 'models_dir', 'reload_target', 'public_text']
 
 # %% ../nbs/15_model_store.ipynb #c258a723
 def card_policy(card: dict, fallback: DecisionSettings) -> tuple[DecisionSettings, str]:
@@ -44,6 +45,26 @@ def model_version(card: dict) -> str:
 def card_identity(card: dict) -> str:
     "What tells two deployed models apart: the card's seal (it covers every field and the pkl's sha256)."
     return str(card.get('card_sha256') or card.get('sha256') or '')
+
+# %% ../nbs/15_model_store.ipynb #33d4db36
+def policy_version(ds: DecisionSettings) -> str:
+    "`policy:<12 hex>`: the sha256 of the decision settings in force (equal policies, equal versions)."
+    return 'policy:' + hashlib.sha256(ds.model_dump_json().encode()).hexdigest()[:12]
+
+def experiment_overrides(ds: DecisionSettings, serving: DecisionSettings) -> DecisionSettings:
+    "`ds` with the holdout share and experiment key that the serving settings `serving` set explicitly."
+    keys = sorted({'holdout_share', 'experiment'} & serving.model_fields_set)
+    return ds.model_copy(update={k: getattr(serving, k) for k in keys}) if keys else ds
+
+def served_policy(ds: DecisionSettings, source: str, settings: Settings) -> tuple:
+    "(decision settings, source, policy_version, Policy or None): `ds`, the holdout settings, the newest policy file."
+    ds = experiment_overrides(ds, settings.decision)
+    pol = latest_policy(settings.paths.policies)
+    if pol is None: return ds, source, policy_version(ds), None
+    ds = apply_policy(ds, pol)
+    if 'experiment' not in settings.decision.model_fields_set:
+        ds = ds.model_copy(update={'experiment': pol.experiment})
+    return ds, f"{source} + {policy_path(settings.paths.policies, pol.version)}", f"policy-{pol.version:04d}", pol
 
 # %% ../nbs/15_model_store.ipynb #4164ce3d
 MAX_TEXT = 200  # longest categorical value or customer id accepted
@@ -136,12 +157,16 @@ class LoadedModel:
     fast_reason: str
     known: dict = field(default_factory=dict)   # categorical column -> frozenset of its training levels
     fields: list = field(default_factory=list)  # (request attribute, column) of each feature field
+    policy_version: str = ''                    # what the decisions are priced with (`served_policy`)
+    policy: Any = None                          # the policy file in force (`bayespilot.policy.Policy`), if any
 
     @property
     def sha256(self) -> str: return self.card.get('sha256', '')
 
     @property
-    def identity(self) -> str: return card_identity(self.card)
+    def identity(self) -> str:
+        "The card's seal, and the policy file's id when one is in force (a new policy is another model to follow)."
+        return card_identity(self.card) + (f'+{self.policy.id}' if self.policy is not None else '')
 
     def proba(self, row: dict) -> float:
         "Churn probability of one raw row (compiled scorer when available)."
@@ -170,11 +195,12 @@ def _derive(pipeline, card: dict, path: Path, settings: Settings) -> LoadedModel
     "The request models, policy and scorer of a verified (pipeline, card)."
     if 'schema' not in card: raise ConfigError(f'model card of {path} has no schema')
     schema = Schema.from_dict(check_card_schema(card['schema']))
-    policy, source = card_policy(card, settings.decision)
+    policy, source, pv, pol = served_policy(*card_policy(card, settings.decision), settings)
     req, (scorer, why) = request_model(schema), fast_scorer(pipeline, schema)
     known = {c: frozenset(map(str, schema.categories.get(c, []))) for c in schema.categorical}
     return LoadedModel(pipeline, card, schema, path, model_version(card), policy, source, req,
-                       batch_model(req, settings.serving.max_batch), scorer, why, known, _feature_fields(schema))
+                       batch_model(req, settings.serving.max_batch), scorer, why, known, _feature_fields(schema),
+                       pv, pol)
 
 def probe(m: LoadedModel, n: int = 8) -> LoadedModel:
     "`m` once it scores rows of its schema (an empty one too) as probabilities in [0, 1]; else `ModelCheckError`."

@@ -76,14 +76,15 @@ def test_split_window(settings: Settings, dep: Deployed):
 
 def log_window(log_path, dep: Deployed, since=None, until=None, last=None, model_version=None, progress=False,
                missing=()):
-    "A window of the prediction log, its customers' values recovered from the logged EVs; it must be `dep`'s version."
+    "A window of the prediction log, customer values as logged or else recovered from the EVs; of `dep`'s version."
     num, cat = dep.kinds()
     w, ev = read_window(log_path, num, cat, since, until, last, model_version, progress=progress, missing=missing)
     chosen = model_version or (w.info['versions'][0] if w.info['versions'] else None)
     if chosen not in (None, 'None', dep.version):
         raise LogInputError(f"the window's lines come from model version {chosen!r}, but {dep.path} is "
                             f"{dep.version!r}: pass --model FILE with that version's artifact")
-    if w.values is None: w.values = values_from_ev(w.p, w.actions, ev, dep.decision)
+    recovered = values_from_ev(w.p, w.actions, ev, dep.decision)
+    w.values = recovered if w.values is None else np.where(np.isfinite(w.values), w.values, recovered)
     return w
 
 # %% ../nbs/20e_monitor.ipynb #78e6118c

@@ -4,7 +4,7 @@
 
 # %% ../nbs/20b_score.ipynb #d56a2001
 from __future__ import annotations
-import hashlib, json, shutil, sys, tempfile, time
+import json, shutil, sys, tempfile, time
 from pathlib import Path
 from typing import Optional
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.parquet as pq
@@ -12,19 +12,16 @@ from tqdm.auto import tqdm
 from .config import ConfigError, DecisionSettings, Settings
 from .decision import ACTIONS, decide_batch
 from .artifacts import atomic_write_json
-from .model_store import LoadedModel, load_model
+from .model_store import LoadedModel, load_model, policy_version
+from .holdout import BOUNDS, audit_constants, available_actions, decide_holdout, holdout_arm
 from .tracking import open_tracking
 from .score_io import TableWriter, check_output, parse_capacity, read_chunks, row_warnings, table_kind
 
 # %% auto #0
-__all__ = ['policy_version', 'chunk_probabilities', 'chunk_values', 'chunk_ids', 'decision_table', 'for_format', 'spill_scores',
-           'write_decisions', 'score_summary', 'log_score_run', 'write_summary', 'score_file']
+__all__ = ['chunk_probabilities', 'chunk_values', 'chunk_ids', 'chunk_arm', 'decision_table', 'for_format', 'spill_scores',
+           'write_decisions', 'holdout_summary', 'score_summary', 'log_score_run', 'write_summary', 'score_file']
 
 # %% ../nbs/20b_score.ipynb #ae6036df
-def policy_version(ds: DecisionSettings) -> str:
-    "`policy:<12 hex>`: the sha256 of the decision settings in force (equal policies, equal versions)."
-    return 'policy:' + hashlib.sha256(ds.model_dump_json().encode()).hexdigest()[:12]
-
 def chunk_probabilities(m: LoadedModel, df: pd.DataFrame) -> np.ndarray:
     "Churn probabilities of a chunk: the compiled model's chunk path, else the exact pipeline."
     X = df[m.schema.features]
@@ -43,12 +40,23 @@ def chunk_ids(m: LoadedModel, df: pd.DataFrame, start: int) -> pa.Array:
     if m.schema.id and m.schema.id in df: return pa.array(df[m.schema.id].astype(object), pa.string())
     return pa.array(np.arange(start + 1, start + len(df) + 1))
 
+def chunk_arm(m: LoadedModel, df: pd.DataFrame) -> np.ndarray:
+    "Per row, whether the customer is in the holdout arm (`holdout.holdout_arm` of the id column; none without it)."
+    ds = m.decision
+    if not (m.schema.id and m.schema.id in df): return np.zeros(len(df), dtype=bool)
+    return holdout_arm(df[m.schema.id], ds.experiment, ds.holdout_share)
+
 # %% ../nbs/20b_score.ipynb #917450ba
 def _labels(codes, labels) -> pa.Array:
     "Integer codes as a dictionary array of `labels`."
     return pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32)), pa.array(list(labels)))
 
-def decision_table(spilled: pa.Table, dec: pd.DataFrame, id_name: str, model_v: str, policy_v: str) -> pa.Table:
+def _constant(v, n: int) -> pa.Array:
+    "A column holding `v` n times (text dictionary-encoded)."
+    return _labels(np.zeros(n), [v]) if isinstance(v, str) else pa.array(np.full(n, v))
+
+def decision_table(spilled: pa.Table, dec: pd.DataFrame, id_name: str, model_v: str, policy_v: str,
+                   audit: Optional[dict] = None) -> pa.Table:
     "The output rows: id, probability, tier, action, EV and interval, every action's EV, value, versions, warnings."
     n = spilled.num_rows
     cols = {id_name: spilled['id'], 'churn_probability': spilled['p'],
@@ -57,6 +65,12 @@ def decision_table(spilled: pa.Table, dec: pd.DataFrame, id_name: str, model_v: 
             **{f'ev_{a}': dec[f'ev_{a}'].to_numpy() for a in ACTIONS}, 'value': dec['value'].to_numpy(),
             'model_version': _labels(np.zeros(n), [model_v]), 'policy_version': _labels(np.zeros(n), [policy_v]),
             'warnings': spilled['warnings']}
+    if 'holdout' in dec:          # `holdout.decide_holdout`'s columns and the audit fields (notebook 06e)
+        cols |= {'policy_action': _labels(dec['policy_action'].cat.codes, ACTIONS),
+                 'holdout': dec['holdout'].to_numpy(),
+                 'bound': _labels(dec['bound'].cat.codes, BOUNDS),
+                 **{k: dec[k].to_numpy() for k in dec.columns if k.startswith(('offer_cost_', 'cutoff_'))},
+                 **{k: _constant(v, n) for k, v in (audit or {}).items()}}
     return pa.table(cols)
 
 def for_format(t: pa.Table, kind: str) -> pa.Table:
@@ -67,34 +81,45 @@ def for_format(t: pa.Table, kind: str) -> pa.Table:
 
 # %% ../nbs/20b_score.ipynb #59551a75
 def spill_scores(m: LoadedModel, data, chunk_rows: int, spill: TableWriter, progress: bool) -> tuple:
-    "Pass 1: score every chunk; spill id, probability and warnings; return (p, value, rows with warnings)."
-    ps, vs, n_warn, start = [], [], 0, 0
+    "Pass 1: score every chunk; spill id, probability and warnings; return (p, value, rows with warnings, arm)."
+    ps, vs, arms, n_warn, start = [], [], [], 0, 0
     total = pq.ParquetFile(data).metadata.num_rows if table_kind(data) == 'parquet' else None
     with tqdm(total=total, unit=' rows', unit_scale=True, disable=not progress, file=sys.stderr,
               desc='scoring') as bar:
         for df in read_chunks(data, m.schema, chunk_rows):
             p, warn = chunk_probabilities(m, df), row_warnings(df, m.schema)
             spill.write(pa.table({'id': chunk_ids(m, df, start), 'p': p, 'warnings': pa.array(warn, pa.string())}))
-            ps.append(p); vs.append(chunk_values(m, df)); n_warn += int(pd.notna(warn).sum())
+            ps.append(p); vs.append(chunk_values(m, df)); arms.append(chunk_arm(m, df))
+            n_warn += int(pd.notna(warn).sum())
             start += len(df); bar.update(len(df))
     if not start: raise ConfigError(f"{data} has no rows to score")
-    return np.concatenate(ps), np.concatenate(vs), n_warn
+    return np.concatenate(ps), np.concatenate(vs), n_warn, np.concatenate(arms)
 
-def write_decisions(spill_path: Path, dec: pd.DataFrame, out: TableWriter, m: LoadedModel, chunk_rows: int) -> None:
-    "Pass 2: the spilled rows, chunk by chunk, joined to their decisions and appended to `out`."
-    id_name, mv, pv, off = m.schema.id or 'customer_id', m.version, policy_version(m.decision), 0
+def write_decisions(spill_path: Path, dec: pd.DataFrame, out: TableWriter, m: LoadedModel, chunk_rows: int,
+                    audit: Optional[dict] = None) -> None:
+    "Pass 2: the spilled rows, chunk by chunk, joined to their decisions (and `audit` constants), appended to `out`."
+    id_name, mv, pv, off = m.schema.id or 'customer_id', m.version, m.policy_version, 0
     for b in pq.ParquetFile(spill_path).iter_batches(batch_size=chunk_rows):
-        t = decision_table(pa.Table.from_batches([b]), dec.iloc[off:off + b.num_rows], id_name, mv, pv)
+        t = decision_table(pa.Table.from_batches([b]), dec.iloc[off:off + b.num_rows], id_name, mv, pv, audit)
         out.write(for_format(t, out.kind)); off += b.num_rows
 
 # %% ../nbs/20b_score.ipynb #99e4bd35
+def holdout_summary(dec: pd.DataFrame, m: LoadedModel) -> dict:
+    "The holdout of a run: share, experiment, held-out customers by the action the policy would have taken."
+    ds, out = m.decision, {'share': m.decision.holdout_share, 'experiment': m.decision.experiment}
+    if 'holdout' not in dec: return out
+    held = dec.loc[dec['holdout'], 'policy_action'].value_counts()
+    out['held_out'] = {a: int(held.get(a, 0)) for a in ACTIONS[1:]}
+    if ds.holdout_share > 0 and not m.schema.id: out['note'] = 'the model has no id column: nobody is held out'
+    return out
+
 def score_summary(dec: pd.DataFrame, n_warn: int, seconds: float, m: LoadedModel, **extra) -> dict:
     "What a scoring run reports: rows, counts per action, expected profit, time, rows/s, versions."
     counts = dec['action'].value_counts().reindex(list(ACTIONS), fill_value=0)
     return dict(rows=len(dec), counts={a: int(counts[a]) for a in ACTIONS},
                 expected_profit=float(dec['expected_value'].sum()), seconds=round(seconds, 3),
                 rows_per_s=round(len(dec) / max(seconds, 1e-9)), rows_with_warnings=n_warn, model_version=m.version,
-                policy_version=policy_version(m.decision), policy_source=m.policy_source,
+                policy_version=m.policy_version, policy_source=m.policy_source, holdout=holdout_summary(dec, m),
                 scorer='compiled (chunk path)' if getattr(m.scorer, 'batch', None) else 'exact pipeline', **extra)
 
 def log_score_run(summary: dict, settings: Settings) -> str:
@@ -129,10 +154,11 @@ def score_file(settings: Settings, data, out, model=None, capacity=None, chunk_r
     spill_dir = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent if out.parent.exists() else None))
     spill, writer = TableWriter(spill_dir / 'scores.parquet'), TableWriter(out)
     try:
-        p, v, n_warn = spill_scores(m, Path(data), chunk_rows, spill, progress)
+        p, v, n_warn, arm = spill_scores(m, Path(data), chunk_rows, spill, progress)
         spill.commit()
-        dec = decide_batch(p, v, m.decision, capacity=caps or None, warn=False)
-        write_decisions(spill.path, dec, writer, m, chunk_rows)
+        dec = decide_holdout(p, v, m.decision, arm, capacity=caps or None, warn=False)
+        audit = audit_constants(m.decision, tuple(available_actions(caps or m.decision.capacity)))
+        write_decisions(spill.path, dec, writer, m, chunk_rows, audit)
         writer.commit()
     except BaseException:
         writer.abort(); spill.abort(); raise

@@ -9,7 +9,7 @@ from pathlib import Path
 from .config import Settings, load_settings
 
 # %% auto #0
-__all__ = ['SCORE_EPILOG', 'add_score', 'score_text', 'cmd_score']
+__all__ = ['SCORE_EPILOG', 'add_score', 'holdout_text', 'score_text', 'cmd_score']
 
 # %% ../nbs/20d_score_cli.ipynb #a16e8f41
 SCORE_EPILOG = """examples:
@@ -18,7 +18,9 @@ SCORE_EPILOG = """examples:
   bayespilot score --data base.parquet --out decisions.parquet --engine spark --spark-master local[2]
 
 output columns: <id>, churn_probability, tier, action, expected_value, ev_lo, ev_hi, ev_monitor, ev_review,
-ev_escalate, value, model_version, policy_version, warnings (unseen levels, imputed features)
+ev_escalate, value, model_version, policy_version, warnings (unseen levels, imputed features), policy_action,
+holdout, bound, and the audit fields (costs, E[gamma] and intervals, cut-offs) that holdout.audit recomputes
+the action from; decision.holdout_share holds out that share of the customers the policy would contact
 exit codes: 0 done; 2 bad input (missing column, other schema, unreadable row, bad capacity, output exists):
 one message, no output file written"""
 
@@ -56,6 +58,13 @@ def add_score(sub, formatter_class=argparse.HelpFormatter) -> argparse.ArgumentP
     return p
 
 # %% ../nbs/20d_score_cli.ipynb #f85ed359
+def holdout_text(h: dict | None) -> list[str]:
+    "The holdout line of the summary (none when the holdout is off)."
+    if not h or not h.get('share'): return []
+    held = ', '.join(f"{a} {n:,}" for a, n in (h.get('held_out') or {}).items())
+    return [f"  held out ({h['share']:.0%}, experiment {h['experiment']!r}): {held or 'none'}"
+            + (f" ({h['note']})" if h.get('note') else '')]
+
 def score_text(s: dict) -> str:
     "The summary a person reads on stdout."
     counts = ', '.join(f"{a} {n:,}" for a, n in s['counts'].items())
@@ -63,7 +72,7 @@ def score_text(s: dict) -> str:
                       f"{s['engine']}, {s['scorer']})", f"  actions: {counts}",
                       f"  expected profit: {s['expected_profit']:,.2f}" + (f" (capacity {s['capacity']})"
                                                                            if s['capacity'] else ''),
-                      f"  rows with warnings: {s['rows_with_warnings']:,}",
+                      f"  rows with warnings: {s['rows_with_warnings']:,}", *holdout_text(s.get('holdout')),
                       f"  model {s['model_version']}, {s['policy_version']}",
                       f"  decisions: {s['out']}", f"  summary: {s['summary_file']}"])
 

@@ -13,11 +13,13 @@ from .decision import ACTIONS, CONTACT_ACTIONS, decide_batch, ev_interval, expec
 from .model_store import LoadedModel, load_model
 from .scorer import compile_scorer
 from .score_io import check_output, needed_columns, parse_capacity, row_warnings
-from .score import policy_version, score_summary, log_score_run, write_summary
+from .score import score_summary, log_score_run, write_summary
+from .holdout import (BOUNDS, audit_constants, available_actions, bound_codes, capacity_cutoffs,
+                                capacity_limits, constrained_actions, holdout_arm)
 
 # %% auto #0
 __all__ = ['SCORED', 'DECIDED', 'spark_session', 'worker_scorer', 'score_batches', 'prepared', 'kth_largest', 'capacity_actions',
-           'decide_rows', 'score_dataframe', 'write_parquet_dir', 'score_file_spark']
+           'decided_schema', 'decide_rows', 'score_dataframe', 'write_parquet_dir', 'score_file_spark']
 
 # %% ../nbs/20c_spark.ipynb #a5cd8acd
 def spark_session(master: str = 'local[2]', app: str = 'bayespilot-score'):
@@ -41,7 +43,7 @@ def worker_scorer(pipeline, sha256: str):
 
 # %% ../nbs/20c_spark.ipynb #5d63f5ed
 SCORED = ('_row long, id string, churn_probability double, value double, warnings string, action0 int, '
-          'g1 double, g2 double')
+          'g1 double, g2 double, arm boolean')
 
 def score_batches(m: LoadedModel):
     "The `mapInPandas` function: raw batches -> id, probability, value, warnings, policy action, gains over monitor."
@@ -57,8 +59,10 @@ def score_batches(m: LoadedModel):
             ev, codes = d[[f'ev_{a}' for a in ACTIONS]].to_numpy(), d['action'].cat.codes.to_numpy(np.int32)
             if ds.policy == 'tiers': g1 = g2 = np.where(codes > 0, p, 0.0)   # tiers: the highest p first
             else: g1, g2 = ev[:, 1] - ev[:, 0], ev[:, 2] - ev[:, 0]
+            arm = holdout_arm(df['_id'], ds.experiment, ds.holdout_share)   # the API's and the local path's arm
             yield pd.DataFrame({'_row': df['_row'], 'id': df['_id'], 'churn_probability': p, 'value': v,
-                                'warnings': row_warnings(df, schema), 'action0': codes, 'g1': g1, 'g2': g2})
+                                'warnings': row_warnings(df, schema), 'action0': codes, 'g1': g1, 'g2': g2,
+                                'arm': arm})
     return fn
 
 # %% ../nbs/20c_spark.ipynb #d0847f11
@@ -79,40 +83,66 @@ def kth_largest(sdf, col: str, k: int) -> Optional[float]:
     return top.agg(F.min(col)).first()[0]
 
 # %% ../nbs/20c_spark.ipynb #2b86744e
-def capacity_actions(scored, n: int, ds: DecisionSettings, caps: dict) -> Optional[pd.DataFrame]:
-    "(_row, action) of the contacted candidates under binding capacities (None when none binds): see above."
+def capacity_actions(scored, n: int, ds: DecisionSettings, caps: dict) -> tuple[Optional[pd.DataFrame], np.ndarray]:
+    "((_row, action) of the contacted candidates or None when no capacity binds, the cut-offs): see above."
     from pyspark.sql import functions as F
-    limits = [n if caps.get(a) is None else min(int(caps[a]), n) for a in CONTACT_ACTIONS]
-    if all(k >= n for k in limits): return None
-    K = min(sum(limits), n)
+    limits, scored = capacity_limits(caps, n), scored.filter(~F.col('arm'))   # `n`: customers outside the arm
+    if all(k >= n for k in limits): return None, np.zeros(2)
+    K = min(sum(limits) + 1, n)   # one more than the capacities: the best customer left out sets the cut-offs
     cut = [kth_largest(scored, g, K) if K > 0 else None for g in ('g1', 'g2')]
     cond = F.lit(False)
     for g, t in zip(('g1', 'g2'), cut):
         if t is not None: cond = cond | (F.col(g) >= F.lit(t))
     cand = scored.filter(cond).select('_row', 'churn_probability', 'value').toPandas().sort_values('_row')
-    if cand.empty: return pd.DataFrame({'_row': pd.Series([], dtype='int64'), 'action': pd.Series([], dtype='int32')})
-    d = decide_batch(cand['churn_probability'].to_numpy(), cand['value'].to_numpy(), ds, capacity=caps, warn=False)
-    return pd.DataFrame({'_row': cand['_row'].to_numpy(), 'action': d['action'].cat.codes.to_numpy(np.int32)})
+    if cand.empty: return pd.DataFrame({'_row': pd.Series([], dtype='int64'),
+                                        'action': pd.Series([], dtype='int32')}), np.zeros(2)
+    p, v = cand['churn_probability'].to_numpy(), cand['value'].to_numpy()
+    a = decide_batch(p, v, ds, capacity=caps, warn=False)['action'].cat.codes.to_numpy(np.int32)
+    cut = capacity_cutoffs(p, expected_values(p, v, ds, warn=False), a, ds, capacity_limits(caps, len(a)))
+    return pd.DataFrame({'_row': cand['_row'].to_numpy(), 'action': a}), cut
 
 # %% ../nbs/20c_spark.ipynb #b691008f
 DECIDED = ('id string, churn_probability double, tier string, action string, expected_value double, ev_lo double, '
            'ev_hi double, ev_monitor double, ev_review double, ev_escalate double, value double, '
-           'model_version string, policy_version string, warnings string, _row long')
+           'model_version string, policy_version string, warnings string, _row long, policy_action string, '
+           'holdout boolean, bound string, offer_cost_review double, offer_cost_escalate double, cutoff_review double, '
+           'cutoff_escalate double')
 
-def decide_rows(m: LoadedModel):
-    "The second `mapInPandas` function: final action -> tier, EV and interval, every action's EV, versions."
-    ds, mv, pv = m.decision, m.version, policy_version(m.decision)
+def decided_schema(audit: dict) -> str:
+    "`DECIDED` with the audit constants' columns (text, flags, numbers)."
+    kind = lambda v: 'string' if isinstance(v, str) else 'boolean' if isinstance(v, bool) else 'double'
+    return DECIDED + ''.join(f', {k} {kind(v)}' for k, v in audit.items())
+
+def _held(df: pd.DataFrame, p, ev, ds: DecisionSettings, cut, avail) -> tuple:
+    "(final action, policy action, held out) of a batch: the arm's customers get what the cut-offs give them."
+    arm, th = df['arm'].to_numpy(bool), (ds.review_threshold, ds.escalate_threshold)
+    policy = np.where(arm, constrained_actions(p, ev, ds.policy, th, cut, avail), df['action'].to_numpy(np.int64))
+    held = arm & (policy > 0)
+    return np.where(held, 0, policy), policy, held
+
+def decide_rows(m: LoadedModel, cut=(0.0, 0.0), caps=None):
+    "The second `mapInPandas` function: final action -> tier, EV and interval, every action's EV, versions, audit."
+    ds, mv, pv, avail = m.decision, m.version, m.policy_version, available_actions(caps)
+    audit, off = audit_constants(ds, tuple(avail)), ds.actions
+    th = (ds.review_threshold, ds.escalate_threshold)
     def fn(batches):
         for df in batches:
-            p, v, a = df['churn_probability'].to_numpy(), df['value'].to_numpy(), df['action'].to_numpy(np.int64)
+            p, v = df['churn_probability'].to_numpy(), df['value'].to_numpy()
             ev = expected_values(p, v, ds, warn=False)
+            a, policy, held = _held(df, p, ev, ds, cut, avail)
+            bound = bound_codes(constrained_actions(p, ev, ds.policy, th),
+                                constrained_actions(p, ev, ds.policy, th, available=avail), policy, held)
             lo, hi = ev_interval(p, v, a, ds, warn=False)
             t = (p >= ds.review_threshold).astype(int) + (p >= ds.escalate_threshold)
             yield pd.DataFrame({'id': df['id'], 'churn_probability': p, 'tier': np.array(ACTIONS)[t],
                                 'action': np.array(ACTIONS)[a], 'expected_value': ev[np.arange(len(a)), a],
                                 'ev_lo': lo, 'ev_hi': hi, **{f'ev_{k}': ev[:, j] for j, k in enumerate(ACTIONS)},
                                 'value': v, 'model_version': mv, 'policy_version': pv, 'warnings': df['warnings'],
-                                '_row': df['_row']})
+                                '_row': df['_row'], 'policy_action': np.array(ACTIONS)[policy], 'holdout': held,
+                                'bound': np.array(BOUNDS)[bound],
+                                **{f'offer_cost_{k}': off[k].offer_cost + off[k].offer_share * v
+                                   for k in CONTACT_ACTIONS},
+                                'cutoff_review': cut[0], 'cutoff_escalate': cut[1], **audit})
     return fn
 
 def score_dataframe(sdf, m: LoadedModel, capacity=None):
@@ -120,14 +150,16 @@ def score_dataframe(sdf, m: LoadedModel, capacity=None):
     from pyspark.sql import functions as F
     caps = parse_capacity(capacity) if isinstance(capacity, str) else dict(capacity or m.decision.capacity or {})
     scored = prepared(sdf, m).mapInPandas(score_batches(m), SCORED).persist()
-    chosen = capacity_actions(scored, scored.count(), m.decision, caps)
+    chosen, cut = capacity_actions(scored, scored.filter(~F.col('arm')).count(), m.decision, caps)
     if chosen is None: final = scored.withColumn('action', F.col('action0'))
     else:
         picks = sdf.sparkSession.createDataFrame(chosen, '_row long, action int') if len(chosen) else None
         final = (scored.join(F.broadcast(picks), '_row', 'left') if picks is not None else
                  scored.withColumn('action', F.lit(None).cast('int')))
         final = final.withColumn('action', F.coalesce('action', F.lit(0)))
-    out = final.mapInPandas(decide_rows(m), DECIDED).withColumnRenamed('id', m.schema.id or 'customer_id')
+    audit = audit_constants(m.decision, tuple(available_actions(caps)))
+    out = (final.mapInPandas(decide_rows(m, cut, caps), decided_schema(audit))
+           .withColumnRenamed('id', m.schema.id or 'customer_id'))
     return out, scored
 
 # %% ../nbs/20c_spark.ipynb #bddb5c4f
@@ -163,6 +195,8 @@ def score_file_spark(settings: Settings, data, out, model=None, capacity=None, c
     summary = score_summary(frame, n_warn, time.perf_counter() - t0, m, capacity=caps, data=str(data), out=str(out),
                             chunk_rows=chunk_rows, engine=f'spark {master}')
     summary['expected_profit'] = float(agg['ev'].sum())
+    held = spark.read.parquet(str(out)).filter(F.col('holdout')).groupBy('policy_action').count().toPandas()
+    summary['holdout']['held_out'] = {a: int(held.loc[held.policy_action == a, 'count'].sum()) for a in ACTIONS[1:]}
     if track: summary['mlflow_run_id'] = log_score_run(summary, settings)
     summary['summary_file'] = str(write_summary(summary, settings))
     return summary

@@ -7,13 +7,14 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 import numpy as np, pandas as pd
-from .config import DataError
+from .config import ConfigError, DataError
 from .data import table_stem, write_table
 
 # %% auto #0
 __all__ = ['CONTRACTS', 'PLANS', 'PLAN_PRICE', 'PAYMENTS', 'REGIONS', 'POSTCODES', 'TRUTH_INPUTS', 'MISSING_RATES',
-           'UNKNOWN_RATES', 'concept_shift', 'true_churn_probability', 'generate', 'truth_path_for', 'generate_files',
-           'load_truth', 'reference_probabilities']
+           'UNKNOWN_RATES', 'CLV_SPREAD', 'concept_shift', 'true_churn_probability', 'generate', 'price_sensitivity',
+           'customer_gamma', 'draw_outcomes', 'truth_path_for', 'generate_files', 'load_truth',
+           'reference_probabilities']
 
 # %% ../nbs/03_synthetic.ipynb #128a636b
 CONTRACTS = ('month-to-month', 'one-year', 'two-year')
@@ -143,6 +144,8 @@ def _add_dirt(clean: pd.DataFrame, rng) -> pd.DataFrame:
     return df
 
 # %% ../nbs/03_synthetic.ipynb #f65aeac0
+CLV_SPREAD = 0.7   # log-sd of the value spread: the top fifth of customers hold about half the value
+
 def generate(n: int, seed: int = 42, drift: bool = False,
              concept_drift: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     "A synthetic churn table of `n` customers and its truth (customer_id, churn_probability); same seed, same table."
@@ -152,7 +155,8 @@ def generate(n: int, seed: int = 42, drift: bool = False,
     clean = pd.concat([acc, _draw_behaviour(acc, rng, drift)], axis=1)
     p = true_churn_probability(clean, concept_drift)
     churned = (rng.random(n) < p).astype(int)
-    clv = clean['monthly_charges'] * 12 * (1 + 0.25 * clean['num_products']) * rng.lognormal(0, 0.35, n)
+    spread = rng.lognormal((0.35 ** 2 - CLV_SPREAD ** 2) / 2, CLV_SPREAD, n)      # mean exp(0.35^2 / 2), as before
+    clv = clean['monthly_charges'] * 12 * (1 + 0.25 * clean['num_products']) * spread
     clv = np.round(clv, 2)
     ids = ('D' if drift else 'C') + ('K' if concept_drift else '') + pd.Series(np.arange(n)).astype(str).str.zfill(7)
     table = _add_dirt(clean, rng)
@@ -161,6 +165,37 @@ def generate(n: int, seed: int = 42, drift: bool = False,
                    'payment_method', 'paperless_billing', 'support_tickets', 'late_payments', 'usage_trend',
                    'days_since_last_login', 'num_products', 'region', 'postcode_area']].assign(clv=clv, churned=churned)
     return table, pd.DataFrame({'customer_id': ids, 'churn_probability': p})
+
+# %% ../nbs/03_synthetic.ipynb #8bd923ec
+def price_sensitivity(df: pd.DataFrame) -> np.ndarray:
+    "A customer's response to a discount relative to average: (monthly charges - 65) / 30 within [-2, 2], 0 if unknown."
+    m = pd.to_numeric(df['monthly_charges'], errors='coerce').to_numpy(float)
+    return np.clip(np.nan_to_num((m - 65) / 30), -2, 2)
+
+def customer_gamma(df: pd.DataFrame, gamma: dict, spread: float = 0.0) -> dict:
+    "Each action's true success rate per customer: logit gamma_i = logit gamma + spread * price sensitivity."
+    if not (np.isfinite(spread) and spread >= 0): raise ConfigError(f"gamma spread must be >= 0 (got {spread!r})")
+    h = price_sensitivity(df) * spread
+    out = {}
+    for a, g in gamma.items():
+        if not 0 < g < 1: raise ConfigError(f"true gamma of {a!r} must be strictly between 0 and 1 (got {g!r})")
+        out[a] = np.full(len(h), float(g)) if spread == 0 else 1 / (1 + np.exp(-(np.log(g / (1 - g)) + h)))
+    return out
+
+# %% ../nbs/03_synthetic.ipynb #fe32511c
+def draw_outcomes(p, gamma, contacted, take_up: float, rng) -> pd.DataFrame:
+    "One round's fates: would_churn ~ p, retained ~ gamma if contacted, churned, offer_taken (retained or take-up)."
+    p, g = np.asarray(p, dtype=float), np.asarray(gamma, dtype=float)
+    contacted = np.asarray(contacted, dtype=bool)
+    if not (p.shape == g.shape == contacted.shape and p.ndim == 1):
+        raise DataError(f"draw_outcomes: p, gamma and contacted must be 1-d of one length (got {p.shape}, {g.shape}, "
+                        f"{contacted.shape})")
+    if not 0 <= take_up <= 1: raise ConfigError(f"take_up must be within [0, 1] (got {take_up!r})")
+    u = rng.random((3, p.size))                                   # every number for every customer: common fates
+    would = u[0] < p
+    retained = contacted & would & (u[1] < g)
+    taken = retained | (contacted & ~would & (u[2] < take_up))
+    return pd.DataFrame({'would_churn': would, 'retained': retained, 'churned': would & ~retained, 'offer_taken': taken})
 
 # %% ../nbs/03_synthetic.ipynb #95891432
 def truth_path_for(table_path) -> Path:

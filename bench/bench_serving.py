@@ -5,6 +5,8 @@ endpoint (the HTTP floor). Same machine, loopback, one server worker each, serve
 - concurrent client (`--concurrency` keep-alive connections sending back to back): requests per second;
   both use a minimal raw-asyncio HTTP/1.1 client so that the client, which shares the machine, costs little.
 - BayesPilot /predict/batch: rows per second for batches of 1000.
+- BayesPilot /predict?explain=true&top_k=4 (reason codes) side by side with /predict on the same server, the two
+  taking turns within every run (p50/p99, requests/s, batch rows/s): the goal is p50 at most 1 ms above.
 Each figure is the median of `--runs` runs. Figures go to reports/bench/serving.json and serving.png.
 
 The model: the deployed artifact and its registered version (`models/artifacts/deployed_pipeline.pkl`, whose card
@@ -126,6 +128,21 @@ def median_runs(fn, runs) -> dict:
     return {k: statistics.median(r[k] for r in res) for k in res[0]} | {'runs': res}
 
 
+def medians(res: list[dict]) -> dict:
+    "The median of every figure over runs, and all runs."
+    return {k: statistics.median(r[k] for r in res) for k in res[0]} | {'runs': res}
+
+
+def paired_runs(port, paths: dict, bodies, a) -> dict:
+    """Sequential and concurrent figures for each of `paths` on one server, the paths taking turns within every run
+    (so that a change of machine load hits both alike); {name: {'sequential': medians, 'concurrent': medians}}."""
+    seq, con = {n: [] for n in paths}, {n: [] for n in paths}
+    for _ in range(a.runs):
+        for n, p in paths.items(): seq[n].append(sequential(port, p, bodies[:a.sequential]))
+        for n, p in paths.items(): con[n].append(concurrent(port, p, bodies[:a.concurrent], a.concurrency))
+    return {n: {'sequential': medians(seq[n]), 'concurrent': medians(con[n])} for n in paths}
+
+
 FLOOR_APP = textwrap.dedent('''
     from fastapi import FastAPI, Request
     app = FastAPI()
@@ -217,14 +234,15 @@ def request_rows(artifact: Path, n: int) -> list[dict]:
 def plot(res: dict, path: Path):
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    names = [n for n in ('floor', 'bayespilot', 'mlflow') if n in res['servers']]
+    names = [n for n in ('floor', 'bayespilot', 'bayespilot_explain', 'mlflow') if n in res['servers']]
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
     x = np.arange(len(names))
     ax[0].bar(x - 0.2, [res['servers'][n]['sequential']['p50_ms'] for n in names], 0.4, label='p50')
     ax[0].bar(x + 0.2, [res['servers'][n]['sequential']['p99_ms'] for n in names], 0.4, label='p99')
-    ax[0].set_xticks(x, names); ax[0].set_ylabel('ms per request (sequential client)'); ax[0].legend(); ax[0].set_yscale('log')
+    labels = [n.replace('bayespilot_explain', 'explain=true') for n in names]
+    ax[0].set_xticks(x, labels); ax[0].set_ylabel('ms per request (sequential client)'); ax[0].legend(); ax[0].set_yscale('log')
     ax[1].bar(x, [res['servers'][n]['concurrent']['requests_per_s'] for n in names], color='tab:green')
-    ax[1].set_xticks(x, names); ax[1].set_ylabel(f"requests/s (concurrency {res['config']['concurrency']})")
+    ax[1].set_xticks(x, labels); ax[1].set_ylabel(f"requests/s (concurrency {res['config']['concurrency']})")
     fig.suptitle('Single-row scoring over HTTP, one worker, loopback'); fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
 
 
@@ -239,6 +257,7 @@ def main(argv=None):
     ap.add_argument('--skip-mlflow', action='store_true')
     ap.add_argument('--model', help='artifact to serve (default: serving.model_path when it exists, else a scratch model)')
     ap.add_argument('--tracking-uri', help='MLflow store holding the registered model named in the card')
+    ap.add_argument('--top-k', type=int, default=4, help='reasons per explained prediction (default 4)')
     a = ap.parse_args(argv)
     if a.quick: a.runs, a.sequential, a.concurrent = 1, 200, 400
     work = Path(tempfile.mkdtemp(prefix='bench-serving-'))
@@ -270,31 +289,49 @@ def main(argv=None):
             print(f'-- {name}', flush=True)
             with Server(name, cmd, env, ready, port, work if name != 'mlflow' else m['cwd'], logdir=work) as srv:
                 f = a.mlflow_fraction if name == 'mlflow' else 1.0
-                seq = median_runs(lambda: sequential(port, path, bs[:int(a.sequential * f)]), a.runs)
-                con = median_runs(lambda: concurrent(port, path, bs[:int(a.concurrent * f)], a.concurrency), a.runs)
-                res['servers'][name] = {'sequential': seq, 'concurrent': con}
+                if name == 'bayespilot':    # /predict and /predict?explain=true on the same server, runs interleaved
+                    paths = {'bayespilot': path, 'bayespilot_explain': f'{path}?explain=true&top_k={a.top_k}'}
+                    res['servers'] |= paired_runs(port, paths, bs, a)
+                    print(json.dumps({k: v for k, v in res['servers']['bayespilot_explain']['sequential'].items()
+                                      if k != 'runs'}), '(explain)', flush=True)
+                else:
+                    seq = median_runs(lambda: sequential(port, path, bs[:int(a.sequential * f)]), a.runs)
+                    con = median_runs(lambda: concurrent(port, path, bs[:int(a.concurrent * f)], a.concurrency), a.runs)
+                    res['servers'][name] = {'sequential': seq, 'concurrent': con}
                 if name == 'bayespilot':
                     info = httpx.get(srv.base + '/model').json()
                     res['servers'][name]['fast_path'] = info['fast_path']; res['servers'][name]['fast_path_reason'] = info['fast_path_reason']
                     batch = json.dumps({'customers': rows[:1000]}).encode()
-                    def batch_run():
+                    def batch_run(route='/predict/batch'):
                         ts = []
                         with httpx.Client(base_url=srv.base, timeout=120) as c:
                             for _ in range(3 if a.quick else 10):
-                                t = time.perf_counter(); c.post('/predict/batch', content=batch, headers={'content-type': 'application/json'}).raise_for_status()
+                                t = time.perf_counter(); c.post(route, content=batch, headers={'content-type': 'application/json'}).raise_for_status()
                                 ts.append(time.perf_counter() - t)
                         return {'rows_per_s': 1000 / float(np.median(ts)), 'batch_ms_p50': float(np.median(ts) * 1000)}
                     res['servers'][name]['batch_1000'] = median_runs(batch_run, a.runs)
+                    res['servers']['bayespilot_explain']['batch_1000'] = median_runs(
+                        lambda: batch_run(f'/predict/batch?explain=true&top_k={a.top_k}'), a.runs)
+                    probe = httpx.post(srv.base + paths['bayespilot_explain'], content=bodies[0],
+                                       headers={'content-type': 'application/json'}).json()
+                    res['servers']['bayespilot_explain']['reasons_returned'] = 'reasons' in probe  # else: in warnings
             print(json.dumps({k: v for k, v in res['servers'][name]['sequential'].items() if k != 'runs'}),
                   json.dumps({k: v for k, v in res['servers'][name]['concurrent'].items() if k != 'runs'}), flush=True)
         S = res['servers']
         bp, fl = S['bayespilot'], S['floor']
+        ex = S['bayespilot_explain']
         res['ratios'] = {'p50_vs_floor': bp['sequential']['p50_ms'] / fl['sequential']['p50_ms'],
-                         'throughput_vs_floor': bp['concurrent']['requests_per_s'] / fl['concurrent']['requests_per_s']}
+                         'throughput_vs_floor': bp['concurrent']['requests_per_s'] / fl['concurrent']['requests_per_s'],
+                         'explain_p50_minus_plain_ms': ex['sequential']['p50_ms'] - bp['sequential']['p50_ms'],
+                         'explain_p99_minus_plain_ms': ex['sequential']['p99_ms'] - bp['sequential']['p99_ms'],
+                         'explain_p50_vs_plain': ex['sequential']['p50_ms'] / bp['sequential']['p50_ms'],
+                         'explain_throughput_vs_plain': ex['concurrent']['requests_per_s'] / bp['concurrent']['requests_per_s'],
+                         'explain_batch_rows_per_s_vs_plain': ex['batch_1000']['rows_per_s'] / bp['batch_1000']['rows_per_s']}
         if 'mlflow' in S:
             res['ratios'] |= {'throughput_vs_mlflow': bp['concurrent']['requests_per_s'] / S['mlflow']['concurrent']['requests_per_s'],
                               'p50_mlflow_vs_bayespilot': S['mlflow']['sequential']['p50_ms'] / bp['sequential']['p50_ms']}
-        goals = {'p50 <= 2x floor p50': res['ratios']['p50_vs_floor'] <= 2, 'p99 <= 10 ms': bp['sequential']['p99_ms'] <= 10}
+        goals = {'p50 <= 2x floor p50': res['ratios']['p50_vs_floor'] <= 2, 'p99 <= 10 ms': bp['sequential']['p99_ms'] <= 10,
+                 'explain p50 <= plain p50 + 1 ms': res['ratios']['explain_p50_minus_plain_ms'] <= 1.0}
         if 'mlflow' in S: goals['throughput >= 5x mlflow serve'] = res['ratios']['throughput_vs_mlflow'] >= 5
         res['goals_met'] = goals
         res['load_average_at_end'] = list(os.getloadavg())

@@ -27,6 +27,7 @@ from .holdout import NO_ID, audited_decision, batch_outputs, decide_holdout, hol
 from .model_store import (CHECK_EVERY, LOAD_ERRORS, LoadedModel, announce, announcement_due,
                                     follow_announcement, load_model, public_text, reload_target)
 from .monitoring import prediction_record
+from .reason_codes import explain_many, explain_one, explain_query
 from .reference import reference_summary
 from .worker_metrics import CONTENT_TYPE
 from .runtime import Runtime, make_runtime, settings_from_env, try_load
@@ -220,14 +221,14 @@ async def _on_disconnect(request: Request, exc: ClientDisconnect):
     return Response(status_code=499)
 
 # %% ../nbs/17_api.ipynb #364f6210
-def _record(m: LoadedModel, rid, crid, cid, row, p, out, latency_ms, warn, endpoint) -> dict:
+def _record(m: LoadedModel, rid, crid, cid, row, p, out, latency_ms, warn, endpoint, **extra) -> dict:
     "One prediction-log line (`monitoring.prediction_record`)."
     return prediction_record(request_id=rid, client_request_id=crid, customer_id=cid, model_version=m.version,
                              model_sha256=m.sha256, features=row, churn_probability=p, tier=out['tier'],
                              action=out['action'], expected_value=out['expected_value'],
                              ev_interval=out.get('ev_interval'), latency_ms=latency_ms, warnings=warn,
                              endpoint=endpoint, policy_version=m.policy_version, holdout=out.get('holdout'),
-                             policy_action=out.get('policy_action'), audit=out.get('audit'))
+                             policy_action=out.get('policy_action'), audit=out.get('audit'), **extra)
 
 def _elapsed_ms(request: Request) -> float:
     "Milliseconds since the request entered the app."
@@ -240,15 +241,17 @@ def _json_response(obj: dict, rid: str) -> Response:
 async def predict(request: Request):
     "Score one customer and decide what to do."
     rt, m = _serving(request)
+    q = explain_query(request.query_params)                # ?explain=true&top_k=4; a bad value is a 422 naming it
     row, cid, value, warn = parse_row(m, _validate(m.PredictRequest, await json_body(request)))
     p = m.proba(row)
+    why = await explain_one(m, row, q, warn)               # `reasons` and `base_value`, or a warning (notebook 15a)
     out, w = audited_decision(p, value, m.decision, cid)  # JSON-ready: str, bool and float values (notebook 06e)
     warn += w
     rid, crid, ms = new_request_id(), client_request_id(request), _elapsed_ms(request)
-    resp = _json_response({'customer_id': cid, 'churn_probability': p, **out, 'model_version': m.version,
+    resp = _json_response({'customer_id': cid, 'churn_probability': p, **out, **why, 'model_version': m.version,
                            'policy_version': m.policy_version,
                            'request_id': rid, 'client_request_id': crid, 'latency_ms': ms, 'warnings': warn}, rid)
-    rt.log.write(_record(m, rid, crid, cid, row, p, out, ms, warn, '/predict'))  # answered, so logged
+    rt.log.write(_record(m, rid, crid, cid, row, p, out, ms, warn, '/predict', **why))  # answered, so logged
     rt.metrics.inc_tier(out['tier']); rt.metrics.observe_prediction(m.version, p, out['action'])
     return resp
 
@@ -263,6 +266,7 @@ def _batch_decisions(m: LoadedModel, rows, values, caps, cids=None) -> tuple[np.
 async def predict_batch(request: Request):
     "Score a batch and allocate actions, optionally under per-action capacities."
     rt, m = _serving(request)
+    q = explain_query(request.query_params)
     req = _validate(m.BatchRequest, await json_body(request))
     parsed = [parse_row(m, c) for c in req.customers]
     caps = {k: v for k, v in req.capacities.model_dump().items() if v is not None} if req.capacities else None
@@ -270,9 +274,10 @@ async def predict_batch(request: Request):
                                       [x[1] for x in parsed])
     for (_, cid, _, w) in parsed:
         if m.decision.holdout_share > 0 and cid is None: w.append(NO_ID)
+    rs = await explain_many(m, parsed, q)
     rid, crid, ms = new_request_id(), client_request_id(request), _elapsed_ms(request)
-    items = [{'customer_id': cid, 'churn_probability': float(pi), **o, 'warnings': w}
-             for (row, cid, _, w), pi, o in zip(parsed, p, outs)]
+    items = [{'customer_id': cid, 'churn_probability': float(pi), **o, **r, 'warnings': w}
+             for (row, cid, _, w), pi, o, r in zip(parsed, p, outs, rs)]
     counts = {a: sum(it['action'] == a for it in items) for a in ('monitor', 'review', 'escalate')}
     resp = _json_response({'predictions': items, 'n': len(items), 'actions': counts, 'capacities': caps,
                            'total_expected_value': float(sum(it['expected_value'] for it in items)),
@@ -280,7 +285,7 @@ async def predict_batch(request: Request):
                            'request_id': rid, 'client_request_id': crid,
                            'latency_ms': ms}, rid)
     rt.log.write_many([_record(m, f'{rid}:{i}', crid, it['customer_id'], parsed[i][0], it['churn_probability'], it,
-                               ms, it['warnings'], '/predict/batch') for i, it in enumerate(items)])
+                               ms, it['warnings'], '/predict/batch', **rs[i]) for i, it in enumerate(items)])
     for it in items:
         rt.metrics.inc_tier(it['tier']); rt.metrics.observe_prediction(m.version, it['churn_probability'], it['action'])
     return resp
@@ -307,7 +312,8 @@ def model_info(m: LoadedModel, root=None) -> dict:
                            **(c.get('thresholds') or {})},
             'policy': ds.model_dump(mode='json'), 'policy_source': m.policy_source,
             'policy_version': m.policy_version, 'policy_id': m.policy.id if m.policy is not None else None,
-            'fast_path': m.scorer is not None, 'fast_path_reason': m.fast_reason, 'schema': m.schema.to_dict(),
+            'fast_path': m.scorer is not None, 'fast_path_reason': m.fast_reason,
+            'reasons': m.explainer is not None, 'reasons_reason': m.explain_reason, 'schema': m.schema.to_dict(),
             'mlflow_run_id': c.get('mlflow_run_id'), 'library_versions': c.get('library_versions'),
             'reference': reference_summary(c.get('reference'))}
 
@@ -354,6 +360,7 @@ class PredictResponse(BaseModel):
     customer_id: Optional[str]; churn_probability: float; tier: str; action: str; expected_value: float
     ev_interval: list[float]; ev_by_action: dict[str, float]; model_version: str; request_id: str
     client_request_id: Optional[str]; latency_ms: float; warnings: list[str]
+    reasons: Optional[list[dict]] = None; base_value: Optional[float] = None  # with ?explain=true
     policy_version: str; policy_action: str; holdout: bool; audit: dict  # notebook 06e: `holdout.audit`
 
 _BODIES = {'/predict': 'PredictRequest', '/predict/batch': 'BatchRequest', '/admin/reload': 'ReloadRequest'}

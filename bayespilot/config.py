@@ -355,7 +355,7 @@ class Settings(_Section):
     serving: ServingSettings = ServingSettings()
     generate: GenerateSettings = GenerateSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
-    simulate: SimulateSettings = SimulateSettings()
+    simulate: SimulateSettings = Field(default_factory=SimulateSettings)  # the world of `bayespilot simulate`
 
 # %% ../nbs/00_config.ipynb #1942e8ca
 def _fmt_errors(err: ValidationError, source: str) -> str:

@@ -186,7 +186,7 @@ def calibrated(p, cal: dict) -> np.ndarray:
     "c(p) = sigmoid(a + b logit p) under a calibration summary."
     return special.expit(cal['a'] + cal['b'] * logit(p))
 
-# %% ../nbs/06f_feedback.ipynb #9f0eca45
+# %% ../nbs/06f_feedback.ipynb #dc7336f2
 def arm_estimate(y_t, c_t, y_c, c_c) -> dict:
     "gamma from the arms' own means: raw 1 - mean(y_t)/mean(y_c), and adjusted (each arm's observed / expected)."
     if len(y_t) == 0 or len(y_c) == 0 or np.mean(y_c) == 0: return {'raw': None, 'adjusted': None}
@@ -199,7 +199,7 @@ def mean_difference(x, z, level: float = 0.9) -> dict:
     if len(x) < 2 or len(z) < 2: return {'per_customer': None, 'interval': None}
     d, se = float(np.mean(x) - np.mean(z)), math.sqrt(np.var(x, ddof=1) / len(x) + np.var(z, ddof=1) / len(z))
     q = stats.norm.ppf((1 + level) / 2)
-    return {'per_customer': d, 'interval': [d - q * se, d + q * se]}
+    return {'per_customer': d, 'interval': [float(d - q * se), float(d + q * se)]}
 
 # %% ../nbs/06f_feedback.ipynb #c2a2b4fa
 def offer_probability(c, gamma: float, omega: float) -> np.ndarray:

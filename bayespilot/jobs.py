@@ -18,6 +18,8 @@ from .stage2 import REFIT_FOLDS, RULES, STACK, Stage2Classifier
 from .reports import (comparison_table, decision_report, deployment_thresholds, metric_dict, priced_table,
                                 write_stage1_report, write_stage2_reports)
 from .reference import build_reference
+from .decision import decide_batch
+from .explain_report import write_explain_report
 from .artifacts import atomic_write_json, card_path, save_artifact
 from .tracking import (log_candidate_runs, log_model, log_stack_run, log_stage1_run, open_tracking, register,
                                  settings_params)
@@ -25,8 +27,8 @@ from .tracking import (log_candidate_runs, log_model, log_stack_run, log_stage1_
 # %% auto #0
 __all__ = ['step', 'prepare_stage1', 'stage1_reference', 'baseline_card', 'stage1_result', 'train_baseline', 'fit_message',
            'stack_message', 'fit_stage2', 'prepare_stage2', 'selection_detail', 'selection_info', 'stage2_thresholds',
-           'stage2_common', 'stage2_card', 'selected_record', 'stage2_reference', 'write_stage2_files', 'log_deployed',
-           'log_stage2_summary', 'stage2_result', 'train_stage2']
+           'stage2_common', 'stage2_card', 'selected_record', 'stage2_reference', 'write_stage2_files',
+           'explain_stage2', 'explain_card', 'log_deployed', 'log_stage2_summary', 'stage2_result', 'train_stage2']
 
 # %% ../nbs/20_jobs.ipynb #731a153c
 @contextmanager
@@ -234,6 +236,22 @@ def write_stage2_files(s2: dict, settings: Settings, progress: bool = True) -> t
         summary = decision_report(rdir / 'decision', y_te, p_sel, policy, v_te, s2['p_true'], name=clf.selected_)
     return files, thresholds, policy, summary
 
+# %% ../nbs/20_jobs.ipynb #84ab6cc4
+def explain_stage2(s2: dict, policy, settings: Settings, progress: bool = True) -> dict:
+    "The deployed model explained on the test split (`reports/stage2/explain/`); the summary, top features included."
+    clf, te, values = s2['clf'], s2['test'], s2['values']
+    d = Path(settings.paths.reports) / 'stage2' / 'explain'
+    with step(f"explaining the deployed model on the test split in {d}", progress):
+        p = s2['probs'][(clf.selected_, 'calibrated')]
+        acts = decide_batch(p, None if values is None else values[te], policy, warn=False)['action']
+        return write_explain_report(d, clf.model_, s2['ds'].X.iloc[te], s2['ds'].y[te], acts)
+
+def explain_card(ex: dict) -> dict:
+    "The model card's part of the explanation: the top features, and on how many test rows each view was computed."
+    return {'top_features': ex['top_features'],
+            'explanation': {'rows': ex['rows'], 'contributions': ex['contributions'],
+                            'report': 'reports/stage2/explain/explain.md'}}
+
 # %% ../nbs/20_jobs.ipynb #81eb1634
 def log_deployed(s2: dict, settings: Settings, progress: bool = True) -> tuple:
     "Log the deployed model into the active run and register it; returns the model info and the registry entry."
@@ -279,6 +297,7 @@ def train_stage2(settings: Settings, progress: bool = True, n_jobs: int = 2, ref
         selection = selection_info(clf, settings.stage2.selection, len(s2['selection']))
         files, thresholds, policy, summary = write_stage2_files(s2, settings, progress)
         reference = stage2_reference(s2, policy, settings)
+        explained = explain_stage2(s2, policy, settings, progress)
         with step("opening MLflow", progress): uri = open_tracking(settings.tracking)
         with mlflow.start_run(run_name='stage2', tags={'bayespilot.stage': '2'}) as run:
             with step(f"saving candidates to {adir} with one MLflow run each", progress):
@@ -287,7 +306,7 @@ def train_stage2(settings: Settings, progress: bool = True, n_jobs: int = 2, ref
                 if STACK in set(s2['comparison'].candidate): log_stack_run(clf.stack_, s2['comparison'], files, STACK)
             info, registered = log_deployed(s2, settings, progress)
             fields = stage2_card(s2, thresholds, policy, registered, run.info.run_id, info.model_uri, selection)
-            card = save_artifact(clf.model_, deployed, fields | {'reference': reference})
+            card = save_artifact(clf.model_, deployed, fields | {'reference': reference} | explain_card(explained))
             record = selected_record(card, thresholds, policy, summary, settings)
             atomic_write_json(Path(settings.paths.reports) / 'stage2' / 'selected_model.json', record)
             log_stage2_summary(s2, thresholds, selection, settings, deployed)

@@ -15,12 +15,14 @@ from .schema import Schema
 from .artifacts import IntegrityError, ModelCheckError, atomic_write_json, load_artifact
 from .policy import apply_policy, latest_policy, policy_path
 from .scorer import fast_scorer, random_rows
+from .trees import NotCompiled
+from .reasons import explainer
 
 # %% auto #0
 __all__ = ['MAX_TEXT', 'MAX_ABS', 'MAX_CAPACITY', 'Text', 'Count', 'LOAD_ERRORS', 'RELOAD_FILE', 'CHECK_EVERY', 'card_policy',
            'model_version', 'card_identity', 'policy_version', 'experiment_overrides', 'served_policy', 'request_model',
-           'Capacities', 'batch_model', 'LoadedModel', 'check_card_schema', 'probe', 'load_model', 'ReloadWatch',
-           'reload_watch', 'read_announcement', 'announce', 'announcement_due', 'follow_announcement',
+           'Capacities', 'batch_model', 'LoadedModel', 'check_card_schema', 'probe', 'build_explainer', 'load_model',
+           'ReloadWatch', 'reload_watch', 'read_announcement', 'announce', 'announcement_due', 'follow_announcement',
            'forget_announcement', 'ReloadRefused', 'models_dir', 'reload_target', 'public_text']
 
 # %% ../nbs/15_model_store.ipynb #c258a723
@@ -159,6 +161,8 @@ class LoadedModel:
     fields: list = field(default_factory=list)  # (request attribute, column) of each feature field
     policy_version: str = ''                    # what the decisions are priced with (`served_policy`)
     policy: Any = None                          # the policy file in force (`bayespilot.policy.Policy`), if any
+    explainer: Any = None                       # exact reason codes (`reasons.Explainer`), built at load
+    explain_reason: str = 'not built'           # why `explainer` is what it is (shown as a warning when None)
 
     @property
     def sha256(self) -> str: return self.card.get('sha256', '')
@@ -171,7 +175,7 @@ class LoadedModel:
     def proba(self, row: dict) -> float:
         "Churn probability of one raw row (compiled scorer when available)."
         if self.scorer is not None: return self.scorer(row)
-        return float(self.pipeline.predict_proba(pd.DataFrame([row]))[0, 1])
+        return float(self.pipeline.predict_proba(pd.DataFrame([row], columns=self.schema.features))[0, 1])
 
     def probas(self, rows: list[dict]) -> np.ndarray:
         "Churn probabilities of many raw rows (the exact, vectorised pipeline)."
@@ -212,7 +216,23 @@ def probe(m: LoadedModel, n: int = 8) -> LoadedModel:
     if not np.allclose(p, q, rtol=0, atol=1e-6): raise ModelCheckError("probe: single-row and batch scores disagree")
     return m
 
-def load_model(path, settings: Settings, key: bytes | None = None) -> LoadedModel:
+def build_explainer(m: LoadedModel, n: int = 1) -> LoadedModel:
+    "`m` with its reason-code explainer once contributions add up on `n` random rows and an empty one; else why not."
+    rows = random_rows(m.schema, n, seed=11) + [{}]
+    try:
+        ex = explainer(m.pipeline)
+        e = ex.explain(pd.DataFrame(rows, columns=m.schema.features))
+        err = float(np.max(np.abs(e.base + e.contributions.to_numpy().sum(axis=1) - m.probas(rows))))
+    except NotCompiled as e: ex, why = None, f'this model kind is not covered: {e}'
+    except Exception as e: ex, why = None, f'the explainer failed: {type(e).__name__}: {e}'
+    else:
+        ok = err <= 1e-9
+        ex, why = (ex if ok else None), ('exact contributions (bayespilot.reasons)' if ok else
+                                         f'contributions do not add up to the served probability (error {err:.1e})')
+    m.explainer, m.explain_reason = ex, why
+    return m
+
+def load_model(path, settings: Settings, key: bytes | None = None, explain: bool = True) -> LoadedModel:
     "Verify (card seal and sha256 before unpickling), load and derive a model; ready only after a probe prediction."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f'model artifact not found: {path}')
@@ -220,7 +240,9 @@ def load_model(path, settings: Settings, key: bytes | None = None) -> LoadedMode
     try: m = _derive(pipeline, card, path, settings)
     except LOAD_ERRORS: raise
     except Exception as e: raise ModelCheckError(f"not a servable model: {type(e).__name__}: {e}") from None
-    return probe(m)
+    m = probe(m)
+    if not explain: m.explain_reason = 'not built (loaded with explain=False)'
+    return build_explainer(m) if explain else m
 
 # %% ../nbs/15_model_store.ipynb #0f24980e
 RELOAD_FILE = 'reload.json'

@@ -189,7 +189,7 @@ def log_outcomes_run(report: dict, policy: Policy, policy_file: Path, files: dic
                                       sha256_file(policy_file))
     return {'run_id': run.info.run_id, 'registered_model': tagged}
 
-# %% ../nbs/20g_outcomes_job.ipynb #79e245c8
+# %% ../nbs/20g_outcomes_job.ipynb #4c24c7c6
 def unjoined_error(unjoined: dict, n_ok: int, where: str) -> ConfigError:
     "The error for outcomes that could not be joined: counts and example ids per reason."
     why = {'unknown_customer': 'no decision for that customer id',
@@ -207,7 +207,9 @@ def outcome_source(settings: Settings, file, log=None, decisions=None, skip_unjo
     joined, unjoined = join_outcomes(outcomes, dec)
     if unjoined and not skip_unjoined: raise unjoined_error(unjoined, len(joined), str(file))
     info = {'kind': 'outcomes', 'file': str(file), 'decisions': str(decisions or log or settings.serving.log_path),
-            'decisions_dated_by': dated, 'n_outcomes': len(outcomes), 'n_joined': len(joined)}
+            'decisions_dated_by': dated, 'n_outcomes': len(outcomes), 'n_joined': len(joined),
+            'policy_versions': {str(k): int(v) for k, v in
+                                joined['policy_version'].fillna('none').value_counts().items()}}
     return joined, unjoined, info
 
 # %% ../nbs/20g_outcomes_job.ipynb #d35c01fc

@@ -25,8 +25,8 @@ from .trees import NotCompiled
 from .treeshap import tree_arrays
 
 # %% auto #0
-__all__ = ['UNSEEN', 'PARTS', 'step_owners', 'branch_columns', 'column_owners', 'known_levels', 'Prep', 'missing', 'number',
-           'reference_vector', 'Additive', 'through', 'weighted_sum', 'preprocessing_key', 'PipelinePart',
+__all__ = ['UNSEEN', 'PARTS', 'step_owners', 'branch_columns', 'column_owners', 'known_levels', 'numeric_ops', 'Prep', 'missing',
+           'number', 'reference_vector', 'Additive', 'through', 'weighted_sum', 'preprocessing_key', 'PipelinePart',
            'LogOddsPart', 'CalibratedPart', 'StackPart', 'compile_part', 'Explanation', 'Explainer', 'explainer',
            'check_top_k', 'show_value', 'reason_text', 'top_reasons']
 
@@ -71,7 +71,7 @@ def column_owners(ct: ColumnTransformer, names: list[str]) -> np.ndarray:
 # %% ../nbs/14a_reasons.ipynb #6562c539
 UNSEEN = '\x00bayespilot-unseen-level\x00'
 
-def known_levels(ct: ColumnTransformer, names: list[str], schema) -> dict[str, list]:
+def known_levels(ct: ColumnTransformer, schema) -> dict[str, list]:
     "Per categorical feature: the schema's levels and every level an encoder of `ct` learned for it."
     out = {c: [str(v) for v in schema.categories.get(c, [])] for c in schema.categorical}
     for _, trans, cols, _ in branch_columns(ct):
@@ -80,42 +80,60 @@ def known_levels(ct: ColumnTransformer, names: list[str], schema) -> dict[str, l
                 if cols[j] in out: out[cols[j]] += [v for v in cats if isinstance(v, str) and v not in out[cols[j]]]
     return out
 
+def numeric_ops(step, specs: list[tuple]) -> list[tuple]:
+    "Per output column of `step`: (input column, fill, mean, scale, is_indicator), given its inputs' `specs`."
+    raw = lambda sp: sp[1] != sp[1] and sp[2] == 0.0 and sp[3] == 1.0 and not sp[4]   # untouched input values
+    if isinstance(step, str) and step == 'passthrough': return specs
+    if isinstance(step, Pipeline):
+        for _, st in step.steps: specs = numeric_ops(st, specs)
+        return specs
+    if isinstance(step, SimpleImputer) and not step.add_indicator and missing(step.missing_values):
+        keep, fills = step_owners(step, len(specs)), np.asarray(step.statistics_, dtype=np.float64)
+        if all(raw(specs[j]) for j in keep): return [(specs[j][0], float(fills[j]), 0.0, 1.0, False) for j in keep]
+    if isinstance(step, StandardScaler) and not any(sp[4] or sp[2] != 0.0 or sp[3] != 1.0 for sp in specs):
+        mean = step.mean_ if step.with_mean else np.zeros(len(specs))
+        scale = step.scale_ if step.with_std else np.ones(len(specs))
+        return [(sp[0], sp[1], float(m), float(d), False) for sp, m, d in zip(specs, mean, scale)]
+    if isinstance(step, MissingIndicator) and missing(step.missing_values) and all(raw(specs[j]) for j in step.features_):
+        return [(specs[j][0], np.nan, 0.0, 1.0, True) for j in step.features_]
+    raise NotCompiled(f'{type(step).__name__} on numeric columns inside the preprocessor')
+
 class Prep:
-    "A fitted `SchemaCoercer` + `ColumnTransformer` as per-feature affine maps and level tables."
+    "A fitted `SchemaCoercer` + `ColumnTransformer` as exact numeric operations and level tables, per raw feature."
     def __init__(self, co: SchemaCoercer, ct: ColumnTransformer):
         self.num, self.cat = list(co.numeric_), list(co.categorical_)
         self.names, self.co, self.schema = self.num + self.cat, co, co.schema
         self.owners = column_owners(ct, self.names)
         self.cols = [np.flatnonzero(self.owners == j) for j in range(len(self.names))]
-        self.levels = known_levels(ct, self.names, co.schema)
+        self.levels, pos, self.ops = known_levels(ct, co.schema), {c: i for i, c in enumerate(self.names)}, []
+        for name, trans, cols, sl in branch_columns(ct):
+            if not set(cols) <= set(self.num): continue
+            specs = numeric_ops(trans, [(pos[c], np.nan, 0.0, 1.0, False) for c in cols])
+            self.ops += [(sl.start + i, *sp) for i, sp in enumerate(specs)]   # (output column, input, fill, ...)
         grid, M = self.probe(Pipeline([('coerce', co), ('prep', ct)]))
-        at = lambda j, i: M[i, self.cols[j]]
-        self.affine = [(at(j, 5 * j), at(j, 5 * j + 1) - at(j, 5 * j), at(j, 5 * j + 4)) for j in range(len(self.num))]
-        for j, (a, b, _) in enumerate(self.affine):
-            for i, v in ((2, 2.0), (3, 1e4)):
-                if not np.allclose(at(j, 5 * j + i), a + b * v, rtol=1e-9, atol=1e-9):
-                    raise NotCompiled(f'a preprocessing of {self.num[j]!r} that is not affine in the number')
         start, self.tables = 5 * len(self.num), []
         for j, c in enumerate(self.cat, start=len(self.num)):
-            k = len(self.levels[c]) + 2                                  # the levels, unseen, missing
-            self.tables.append((pd.Index(self.levels[c]), M[start:start + k][:, self.cols[j]])); start += k
-        if not np.abs(self.matrix(grid) - M).max(initial=0.0) <= 1e-9:
-            raise NotCompiled('the compiled preprocessing differs from transform on its probes')
+            k = len(self.levels[c]) + 2                                      # the levels, unseen, missing
+            self.tables.append((pd.Index(self.levels[c], dtype=object), M[start:start + k][:, self.cols[j]]))
+            start += k
+        numeric_out = {o[0] for o in self.ops} | {int(c) for j in range(len(self.num)) for c in self.cols[j]}
+        if len(self.ops) != len(numeric_out) or not np.abs(self.matrix(grid) - M).max(initial=0.0) <= 1e-12:
+            raise NotCompiled('a preprocessing the compiled reason codes do not reproduce')
 
     def probe(self, prep: Pipeline) -> tuple[pd.DataFrame, np.ndarray]:
         "Probe rows varying one feature at a time from a neutral row, and their transform."
         base = {c: 0.0 for c in self.num} | {c: (self.levels[c] or [np.nan])[0] for c in self.cat}
-        rows = [base | {c: v} for c in self.num for v in (0.0, 1.0, 2.0, 1e4, np.nan)]
+        rows = [base | {c: v} for c in self.num for v in (0.0, 1.0, 2.5, 1e4, np.nan)]
         rows += [base | {c: v} for c in self.cat for v in [*self.levels[c], UNSEEN, np.nan]]
         grid = pd.DataFrame(rows, columns=self.names).astype({c: object for c in self.cat})
         return grid, np.asarray(prep.transform(grid), dtype=np.float64)
 
     def fill(self, out: np.ndarray, num: list, cat: list) -> np.ndarray:
         "Write the outputs of coerced numeric arrays `num` and level arrays `cat` into `out` (rows x columns)."
-        for j, v in enumerate(num):
-            a, b, miss = self.affine[j]
-            v = np.asarray(v, dtype=np.float64)[:, None]
-            out[:, self.cols[j]] = np.where(np.isnan(v), miss, a + b * v)
+        vals = [np.asarray(v, dtype=np.float64) for v in num]
+        for col, j, fill, mean, scale, indicator in self.ops:
+            v = vals[j]
+            out[:, col] = np.isnan(v) if indicator else (np.where(np.isnan(v), fill, v) - mean) / scale
         for j, (ix, tab) in enumerate(self.tables):
             v = pd.Index(cat[j], dtype=object)
             code = np.where(v.isna(), len(ix) + 1, ix.get_indexer(v))
@@ -147,18 +165,20 @@ def number(v) -> float:
 # %% ../nbs/14a_reasons.ipynb #a6ac6ec2
 def reference_vector(prep: Prep) -> np.ndarray:
     "E[preprocessed row] under the schema's training marginals (numeric mean and missing share, level shares)."
-    mu, sc = np.zeros(len(prep.owners)), prep.schema
-    for j, c in enumerate(prep.num):
-        st = sc.numeric_stats.get(c) or {}
-        a, b, miss = prep.affine[j]
-        mean, share = st.get('mean', st.get('median')), float(st.get('missing_share') or 0.0)
-        mu[prep.cols[j]] = miss if mean is None else (1 - share) * (a + b * float(mean)) + share * miss
+    mu, sc, k = np.zeros(len(prep.owners)), prep.schema, len(prep.num)
+    stats = [sc.numeric_stats.get(c) or {} for c in prep.num]
+    means = [st.get('mean', st.get('median')) for st in stats]
+    at = prep.fill(np.zeros((2, len(mu))), [[np.nan if m is None else float(m), np.nan] for m in means],
+                   [[UNSEEN, UNSEEN]] * len(prep.cat))                 # row 0: the means, row 1: missing values
+    for j, st in enumerate(stats):
+        share = 1.0 if means[j] is None else float(st.get('missing_share') or 0.0)
+        mu[prep.cols[j]] = (1 - share) * at[0, prep.cols[j]] + share * at[1, prep.cols[j]]
     for j, c in enumerate(prep.cat):
         counts = sc.category_counts.get(c) or {}
         if not counts: continue
         (ix, tab), w = prep.tables[j], np.array(list(counts.values()), dtype=np.float64)
         code = ix.get_indexer(pd.Index(list(counts), dtype=object))
-        mu[prep.cols[len(prep.num) + j]] = (w / w.sum()) @ tab[np.where(code < 0, len(ix), code)]
+        mu[prep.cols[k + j]] = (w / w.sum()) @ tab[np.where(code < 0, len(ix), code)]
     return mu
 
 # %% ../nbs/14a_reasons.ipynb #9b40e4a4

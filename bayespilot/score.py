@@ -13,8 +13,11 @@ from .config import ConfigError, DecisionSettings, Settings
 from .decision import ACTIONS, decide_batch
 from .artifacts import atomic_write_json
 from .model_store import LoadedModel, load_model, policy_version
-from .holdout import BOUNDS, audit_constants, available_actions, decide_holdout, holdout_arm
+from .holdout import (BOUNDS, audit_constants, available_actions, decide_holdout, holdout_arm,
+                                no_id_warnings)
 from .tracking import open_tracking
+from .reasons import check_top_k
+from .reason_codes import reason_columns
 from .score_io import TableWriter, check_output, parse_capacity, read_chunks, row_warnings, table_kind
 
 # %% auto #0
@@ -71,6 +74,7 @@ def decision_table(spilled: pa.Table, dec: pd.DataFrame, id_name: str, model_v: 
                  'bound': _labels(dec['bound'].cat.codes, BOUNDS),
                  **{k: dec[k].to_numpy() for k in dec.columns if k.startswith(('offer_cost_', 'cutoff_'))},
                  **{k: _constant(v, n) for k, v in (audit or {}).items()}}
+    cols |= {k: spilled[k] for k in spilled.column_names if k.startswith('reason_') or k == 'base_value'}  # --reasons
     return pa.table(cols)
 
 def for_format(t: pa.Table, kind: str) -> pa.Table:
@@ -80,15 +84,20 @@ def for_format(t: pa.Table, kind: str) -> pa.Table:
                                                                                                  t.columns)})
 
 # %% ../nbs/20b_score.ipynb #59551a75
-def spill_scores(m: LoadedModel, data, chunk_rows: int, spill: TableWriter, progress: bool) -> tuple:
-    "Pass 1: score every chunk; spill id, probability and warnings; return (p, value, rows with warnings, arm)."
+def spill_scores(m: LoadedModel, data, chunk_rows: int, spill: TableWriter, progress: bool,
+                 reasons: Optional[int] = None) -> tuple:
+    "Pass 1: score every chunk; spill id, probability, warnings (and reasons); return (p, value, n warned, arm)."
     ps, vs, arms, n_warn, start = [], [], [], 0, 0
     total = pq.ParquetFile(data).metadata.num_rows if table_kind(data) == 'parquet' else None
     with tqdm(total=total, unit=' rows', unit_scale=True, disable=not progress, file=sys.stderr,
               desc='scoring') as bar:
         for df in read_chunks(data, m.schema, chunk_rows):
             p, warn = chunk_probabilities(m, df), row_warnings(df, m.schema)
-            spill.write(pa.table({'id': chunk_ids(m, df, start), 'p': p, 'warnings': pa.array(warn, pa.string())}))
+            ids = df[m.schema.id] if m.schema.id and m.schema.id in df else [None] * len(df)
+            warn = no_id_warnings(ids, warn, m.decision.holdout_share)   # no id, no arm: said per row
+            why = {} if reasons is None else reason_columns(m.explainer.explain(df[m.schema.features]), reasons)
+            spill.write(pa.table({'id': chunk_ids(m, df, start), 'p': p, 'warnings': pa.array(warn, pa.string()),
+                                  **why}))
             ps.append(p); vs.append(chunk_values(m, df)); arms.append(chunk_arm(m, df))
             n_warn += int(pd.notna(warn).sum())
             start += len(df); bar.update(len(df))
@@ -144,17 +153,21 @@ def write_summary(summary: dict, settings: Settings) -> Path:
     return atomic_write_json(d / f'{stem}_summary.json', summary)
 
 def score_file(settings: Settings, data, out, model=None, capacity=None, chunk_rows: int = 100_000,
-               overwrite: bool = False, progress: bool = True, track: bool = True) -> dict:
-    "Score a CSV/Parquet base into a decision table at `out` (global capacities); returns the summary."
+               overwrite: bool = False, progress: bool = True, track: bool = True,
+               reasons: Optional[int] = None) -> dict:
+    "Score a CSV/Parquet base into a decision table at `out` (global capacities, `reasons` per row); the summary."
     t_load = time.perf_counter()
     caps = parse_capacity(capacity) if isinstance(capacity, str) or capacity is None else dict(capacity)
     out = check_output(out, overwrite)
-    m = load_model(model or settings.serving.model_path, settings)
+    k = None if reasons is None else check_top_k(reasons)
+    m = load_model(model or settings.serving.model_path, settings, explain=k is not None)
+    if k is not None and m.explainer is None: raise ConfigError(f"--reasons: not available: {m.explain_reason}")
+    k = None if k is None else min(k, len(m.schema.features))
     t0 = time.perf_counter()
     spill_dir = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent if out.parent.exists() else None))
     spill, writer = TableWriter(spill_dir / 'scores.parquet'), TableWriter(out)
     try:
-        p, v, n_warn, arm = spill_scores(m, Path(data), chunk_rows, spill, progress)
+        p, v, n_warn, arm = spill_scores(m, Path(data), chunk_rows, spill, progress, k)
         spill.commit()
         dec = decide_holdout(p, v, m.decision, arm, capacity=caps or None, warn=False)
         audit = audit_constants(m.decision, tuple(available_actions(caps or m.decision.capacity)))
@@ -164,7 +177,7 @@ def score_file(settings: Settings, data, out, model=None, capacity=None, chunk_r
         writer.abort(); spill.abort(); raise
     finally: shutil.rmtree(spill_dir, ignore_errors=True)
     summary = score_summary(dec, n_warn, time.perf_counter() - t0, m, load_seconds=round(t0 - t_load, 3),
-                            capacity=caps, data=str(data), out=str(out), chunk_rows=chunk_rows, engine='local')
+                            capacity=caps, data=str(data), out=str(out), chunk_rows=chunk_rows, engine='local', reasons=k)
     if track: summary['mlflow_run_id'] = log_score_run(summary, settings)
     summary['summary_file'] = str(write_summary(summary, settings))
     return summary

@@ -133,25 +133,32 @@ def read_chunks(path, schema: Schema, chunk_rows: int = 100_000) -> Iterator[pd.
     if n: yield pa.Table.from_batches(held).to_pandas()
 
 # %% ../nbs/20a_score_io.ipynb #45a2fc47
-def row_warnings(df: pd.DataFrame, schema: Schema) -> np.ndarray:
-    "Per row, the `/predict` warnings joined by '; ' (None when there are none)."
-    n, parts = len(df), []
+def _unseen_messages(df: pd.DataFrame, schema: Schema) -> tuple[list[np.ndarray], list[list]]:
+    "Per categorical feature: each row's code of its unseen level (-1: none), and the message of each code."
+    codes_out, msgs = [], []
     for c in schema.categorical:
         codes, uniq = pd.factorize(df[c], use_na_sentinel=True)
         known = set(map(str, schema.categories.get(c, [])))
-        msg = np.array([None if level(v) in known or level(v) != level(v) else
-                        f"{c}: unseen category {v!r} (not in training data; scored as an unknown level)"
-                        for v in uniq] + [None], dtype=object)
-        parts.append(msg[codes])
+        msg = [None if level(v) in known or level(v) != level(v) else
+               f"{c}: unseen category {v!r} (not in training data; scored as an unknown level)" for v in uniq]
+        bad = np.array([m is not None for m in msg] + [False])
+        codes_out.append(np.where(bad[codes], codes, -1).astype(np.int32)); msgs.append(msg)
+    return codes_out, msgs
+
+def row_warnings(df: pd.DataFrame, schema: Schema) -> np.ndarray:
+    "Per row, the `/predict` warnings joined by '; ' (None when there are none): one text per distinct combination."
+    n, (codes, msgs) = len(df), _unseen_messages(df, schema)
     miss = np.column_stack([df[c].isna().to_numpy() for c in schema.features]) if schema.features else np.zeros((n, 0))
-    out = np.full(n, None, dtype=object)
-    names = np.array(schema.features, dtype=object)
-    flagged = miss.any(axis=1)
-    for p in parts: flagged |= pd.notna(p)
-    for i in np.flatnonzero(flagged):
-        w = [p[i] for p in parts if p[i] is not None]
-        if miss[i].any(): w.append(f"missing features imputed: {', '.join(names[miss[i]])}")
-        out[i] = '; '.join(w)
+    key = np.column_stack([*codes, miss.astype(np.int32)]) if codes or schema.features else np.zeros((n, 0), np.int32)
+    out, names, k = np.full(n, None, dtype=object), np.array(schema.features, dtype=object), len(codes)
+    rows = np.flatnonzero((key[:, :k] >= 0).any(axis=1) | miss.any(axis=1))
+    if not rows.size: return out
+    combos, which = np.unique(key[rows], axis=0, return_inverse=True)
+    def text(u):
+        w = [m[u[j]] for j, m in enumerate(msgs) if u[j] >= 0]
+        if u[k:].any(): w.append(f"missing features imputed: {', '.join(names[u[k:] > 0])}")
+        return '; '.join(w)
+    out[rows] = np.array([text(u) for u in combos] + [None], dtype=object)[:-1][np.ravel(which)]
     return out
 
 # %% ../nbs/20a_score_io.ipynb #29b1f5ad

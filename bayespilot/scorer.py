@@ -20,6 +20,8 @@ from .schema import Schema, level
 from .features import SchemaCoercer
 from .calibration import LogOdds, log_odds
 from .stacking import EPS, Stack
+from .chunk_columns import (as_columns, as_matrix, category_level, fill_missing, is_missing,
+                                       level_column, lookup_rows, numeric_column)
 from .trees import NotCompiled, hgb_tree_nodes, join_trees, sklearn_tree_nodes
 
 # %% auto #0
@@ -41,15 +43,6 @@ class _Fn(NamedTuple):
     row: Callable
     batch: Callable
 
-def _as_columns(x) -> list:
-    "A chunk as a list of columns (a 2-d array is split into its columns)."
-    return [x[:, j] for j in range(x.shape[1])] if isinstance(x, np.ndarray) and x.ndim == 2 else list(x)
-
-def _as_matrix(x) -> np.ndarray:
-    "A chunk (2-d array or list of columns) as one float64 matrix, rows x columns."
-    if isinstance(x, np.ndarray) and x.ndim == 2: return x.astype(np.float64, copy=False)
-    return np.column_stack([np.asarray(c, dtype=np.float64) for c in x])
-
 # %% ../nbs/14_scorer.ipynb #7eaaf892
 def _compile_imputer(imp: SimpleImputer, k: int) -> _Fn:
     "Missing values -> the imputer's own fill values, read from an all-missing probe row."
@@ -59,7 +52,7 @@ def _compile_imputer(imp: SimpleImputer, k: int) -> _Fn:
         fill = list(imp.transform(_probe_frame(imp, [[np.nan] * k]))[0])
     if len(fill) != k: raise NotCompiled('SimpleImputer that drops all-missing columns')
     return _Fn(lambda vals: [f if _missing(v) else v for v, f in zip(vals, fill)],
-               lambda cols: [np.where(pd.isna(c), f, c) for c, f in zip(_as_columns(cols), fill)])
+               lambda cols: [fill_missing(c, f) for c, f in zip(as_columns(cols), fill)])
 
 def _compile_scaler(sc: StandardScaler) -> _Fn:
     "`(x - mean_) / scale_` as scikit-learn computes it (the same IEEE operations, on Python floats or arrays)."
@@ -70,14 +63,14 @@ def _compile_scaler(sc: StandardScaler) -> _Fn:
         if mean is not None: x = [a - m for a, m in zip(x, mean)]
         return [a / d for a, d in zip(x, scale)] if scale is not None else x
     shift, div = np.array(mean if mean is not None else 0.0), np.array(scale if scale is not None else 1.0)
-    return _Fn(f, lambda cols: (_as_matrix(cols) - shift) / div)  # - 0.0 and / 1.0 change no float
+    return _Fn(f, lambda cols: (as_matrix(cols) - shift) / div)  # - 0.0 and / 1.0 change no float
 
 def _compile_indicator(mi: MissingIndicator) -> _Fn:
     "1.0 for each indicated column that is missing."
     if not _missing(mi.missing_values): raise NotCompiled(f'MissingIndicator(missing_values={mi.missing_values!r})')
     idx = list(mi.features_)
     return _Fn(lambda vals: [1.0 if _missing(vals[j]) else 0.0 for j in idx],
-               lambda cols: _as_matrix([pd.isna(c) for c in (_as_columns(cols)[j] for j in idx)]))
+               lambda cols: as_matrix([is_missing(c) for c in (as_columns(cols)[j] for j in idx)]))
 
 # %% ../nbs/14_scorer.ipynb #633c5a9d
 _UNSEEN = '\x00bayespilot-unseen-probe\x00'
@@ -106,7 +99,7 @@ def _table_lookup(tables: list[dict], unseen: list) -> Callable:
     index = [pd.Index(list(t)) for t in tables]
     mats = [np.vstack([np.atleast_1d(np.asarray(r, dtype=np.float64)) for r in [*t.values(), u]])
             for t, u in zip(tables, unseen)]
-    return lambda cols: np.hstack([m[ix.get_indexer(pd.Index(c))] for c, ix, m in zip(_as_columns(cols), index, mats)])
+    return lambda cols: np.hstack([lookup_rows(c, ix, m) for c, ix, m in zip(as_columns(cols), index, mats)])
 
 def _compile_onehot(ohe: OneHotEncoder, k: int) -> _Fn:
     "A lookup table per column: every known level's output row, and the row an unseen level gets."
@@ -131,7 +124,7 @@ def _chain(fns: list) -> Callable:
 
 def _compile_step(step, k: int) -> _Fn:
     "One transformer acting on `k` columns."
-    if _is_passthrough(step): return _Fn(lambda vals: np.asarray(vals, dtype=np.float64), _as_matrix)
+    if _is_passthrough(step): return _Fn(lambda vals: np.asarray(vals, dtype=np.float64), as_matrix)
     if isinstance(step, Pipeline):
         fns = [_compile_step(s, k) for _, s in step.steps if not _is_passthrough(s)]
         return _Fn(_chain([f.row for f in fns]), _chain([f.batch for f in fns]))
@@ -163,7 +156,7 @@ def _compile_columns(ct: ColumnTransformer, names: list[str]) -> _Fn:
         return out
     def batch(cols):
         out = np.empty((len(cols[0]) if cols else 0, width))
-        for idx, sl, fn in parts: out[:, sl] = _as_matrix(fn.batch([cols[i] for i in idx]))
+        for idx, sl, fn in parts: out[:, sl] = as_matrix(fn.batch([cols[i] for i in idx]))
         return out
     return _Fn(f, batch)
 
@@ -284,22 +277,6 @@ def _compile_calibrated(m: CalibratedClassifierCV) -> _Compiled:
                      matrix_proba=lambda M: _at_most_one(cal.batch(score_m(M))))
 
 # %% ../nbs/14_scorer.ipynb #b900adc0
-def _category_level(v):
-    "`schema.level` of a non-missing value, with the common case (a plain `str`) inlined."
-    return (v.strip() or np.nan) if type(v) is str else level(v)
-
-def _numeric_column(s, n: int) -> np.ndarray:
-    "A chunk's column as float64, missing and non-finite values NaN (the row coercer's `float(v)`); absent: all NaN."
-    if s is None: return np.full(n, np.nan)
-    a = s.to_numpy(dtype=np.float64, na_value=np.nan) if isinstance(s, pd.Series) else np.asarray(s, np.float64)
-    return np.where(np.isfinite(a), a, np.nan)
-
-def _level_column(s, n: int) -> np.ndarray:
-    "A chunk's column as canonical levels (object array, NaN when missing): `_category_level` once per distinct value."
-    if s is None: return np.full(n, np.nan, dtype=object)
-    codes, uniques = pd.factorize(pd.Series(s, copy=False), use_na_sentinel=True)
-    return np.array([*(_category_level(v) for v in uniques), np.nan], dtype=object)[codes]
-
 def _compile_coercer(co: SchemaCoercer) -> _Fn:
     "A raw row dict -> coerced values in model order: numeric floats (NaN when missing), canonical levels."
     num, cat = list(co.numeric_), list(co.categorical_)
@@ -307,9 +284,9 @@ def _compile_coercer(co: SchemaCoercer) -> _Fn:
         if v is None: return np.nan
         v = float(v)
         return v if math.isfinite(v) else np.nan  # NaN is not finite either
-    cat_value = lambda v: np.nan if _missing(v) else _category_level(v)
-    batch = lambda df: ([_numeric_column(df.get(c), len(df)) for c in num]
-                        + [_level_column(df.get(c), len(df)) for c in cat])
+    cat_value = lambda v: np.nan if _missing(v) else category_level(v)
+    batch = lambda df: ([numeric_column(df.get(c), len(df)) for c in num]
+                        + [level_column(df.get(c), len(df)) for c in cat])
     return _Fn(lambda row: [num_value(row.get(c)) for c in num] + [cat_value(row.get(c)) for c in cat], batch)
 
 # %% ../nbs/14_scorer.ipynb #8e13f37b

@@ -12,15 +12,16 @@ from .config import ConfigError, DecisionSettings, Settings
 from .decision import CONTACT_ACTIONS, beta_interval
 from .feedback import gamma_posterior
 from .profit import policy_actions
+from .holdout import holdout_arm
 from .policy import Policy, apply_policy, make_policy, next_policy, thompson_settings
 from .synthetic import generate
 from .world import (World, decide_round, earned, effective_gamma, oracle_actions, round_outcomes, true_ev,
                               untargeted_actions, world_from_settings, world_gammas)
 
 # %% auto #0
-__all__ = ['REFERENCES', 'parse_rates', 'parse_prior', 'Scenario', 'scenario', 'first_policy', 'round_settings', 'fixed_settings',
-           'knowing_settings', 'round_rng', 'round_customers', 'round_posteriors', 'next_actions', 'score_round',
-           'gamma_record', 'run_round', 'simulate_rounds', 'with_regret', 'rounds_to_reach']
+__all__ = ['CONTROLS', 'REFERENCES', 'parse_rates', 'parse_prior', 'Scenario', 'scenario', 'first_policy', 'round_settings',
+           'fixed_settings', 'knowing_settings', 'round_rng', 'round_customers', 'round_posteriors', 'next_actions',
+           'score_round', 'gamma_record', 'run_round', 'simulate_rounds', 'with_regret', 'rounds_to_reach']
 
 # %% ../nbs/20h_simulate.ipynb #2277a6af
 def _pairs(text: str, flag: str) -> list[tuple[str, str]]:
@@ -70,6 +71,8 @@ class Scenario:
     rounds: int = 5
     batch: int = 5000
     seed: int = 0
+    control: str = 'held_out'   # the customers gamma is learned against: 'held_out' (randomized) or 'untreated'
+    references: bool = True     # False: score only the learning policy (faster; for benchmarks of the posterior)
 
 def scenario(settings: Settings, rounds=None, batch=None, seed=None, true_gamma=None, holdout=None,
              exploration=None) -> Scenario:
@@ -87,7 +90,8 @@ def scenario(settings: Settings, rounds=None, batch=None, seed=None, true_gamma=
     return Scenario(ds, world_from_settings(settings, gamma), int(rounds), int(batch), int(seed))
 
 # %% ../nbs/20h_simulate.ipynb #0c0e11fa
-def first_policy(ds: DecisionSettings, seed: int, actions: dict | None = None, source: str = 'decision.actions') -> Policy:
+def first_policy(ds: DecisionSettings, seed: int, actions: dict | None = None,
+                 source: str = 'decision.actions') -> Policy:
     "Version 0 of a simulation: `actions` ({action: {alpha, beta}}) over the priors of `ds`, its own experiment key."
     acts = {a: {'alpha': ds.actions[a].alpha, 'beta': ds.actions[a].beta} for a in CONTACT_ACTIONS}
     return make_policy(0, {**acts, **(actions or {})}, experiment=f"simulate-s{seed}-0000", evidence={'source': source})
@@ -117,10 +121,14 @@ def round_customers(scn: Scenario, r: int) -> tuple[pd.DataFrame, np.ndarray]:
     table['customer_id'] = f"S{scn.seed}R{r:03d}-" + table['customer_id']
     return table, truth['churn_probability'].to_numpy(float)
 
-def round_posteriors(dec: pd.DataFrame, churned, policy: Policy, level: float = 0.9) -> dict:
-    "Each action's posterior of gamma (06f): its treated customers against the held-out ones; None without either."
+CONTROLS = ('held_out', 'untreated')
+
+def round_posteriors(dec: pd.DataFrame, churned, policy: Policy, level: float = 0.9,
+                     control: str = 'held_out') -> dict:
+    "Each action's posterior of gamma (06f): its treated customers against the control; None without either."
     p, y, act = dec['p'].to_numpy(float), np.asarray(churned, dtype=bool), dec['action'].astype(str).to_numpy()
-    held, out = dec['holdout'].to_numpy(bool), {}
+    if control not in CONTROLS: raise ConfigError(f"control must be one of {', '.join(CONTROLS)} (got {control!r})")
+    held, out = dec['holdout'].to_numpy(bool) if control == 'held_out' else act == 'monitor', {}
     for a in CONTACT_ACTIONS:
         t = act == a
         ab = policy.actions[a]
@@ -135,10 +143,10 @@ def next_actions(policy: Policy, post: dict) -> dict:
 # %% ../nbs/20h_simulate.ipynb #ca01b823
 REFERENCES = ('never_updates', 'knows_gamma', 'expected_value', 'tiers', 'contact_all', 'contact_none', 'oracle')
 
-def score_round(scn: Scenario, r: int, customers: pd.DataFrame, p, tev, first: Policy, experiment: str) -> dict:
+def score_round(scn: Scenario, r: int, customers: pd.DataFrame, p, tev, first: Policy, arm) -> dict:
     "What each reference policy (`REFERENCES`) earns on this round's customers (true expected profit)."
-    ds, v, ids = scn.decision.model_copy(update={'experiment': experiment}), customers['clv'], customers['customer_id']
-    same_arm = lambda d: decide_round(p, v, ids, d)['action']
+    ds, v = scn.decision, customers['clv']
+    same_arm = lambda d: decide_round(p, v, None, d, arm)['action']
     plain = fixed_settings(ds, first).model_copy(update={'holdout_share': 0.0})
     acts = {'never_updates': same_arm(fixed_settings(ds, first)),
             'knows_gamma': same_arm(knowing_settings(ds, scn.world.gamma)),
@@ -164,19 +172,20 @@ def run_round(scn: Scenario, r: int, policy: Policy, first: Policy, predict) -> 
     "Round r under `policy`: customers, decisions, outcomes, posteriors; (the round's record, the posteriors)."
     ds, world = scn.decision, scn.world
     customers, p_true = round_customers(scn, r)
-    v, p = customers['clv'].to_numpy(float), np.asarray(predict(customers), dtype=float)
+    v, p = customers['clv'].to_numpy(float), np.asarray(predict(customers, p_true), dtype=float)
     gam = world_gammas(world, customers)
     tev = true_ev(p_true, v, gam, world.take_up, ds)
     ds_r = round_settings(ds, policy, round_rng(scn.seed, r, 3))
-    dec = decide_round(p, v, customers['customer_id'], ds_r)
+    arm = holdout_arm(customers['customer_id'], ds_r.experiment, ds_r.holdout_share)
+    dec = decide_round(p, v, None, ds_r, arm)
     out = round_outcomes(dec['action'], p_true, v, gam, world, ds_r, round_rng(scn.seed, r, 1))
-    post = round_posteriors(dec, out['churned'], policy, ds.credible_level)
+    post = round_posteriors(dec, out['churned'], policy, ds.credible_level, scn.control)
     eff = effective_gamma(p_true, gam, dec['action'])
     count = lambda s: {a: int((s == a).sum()) for a in CONTACT_ACTIONS}
     rec = {'round': r, 'policy_version': policy.version, 'customers': len(p), 'contacted': count(dec['action']),
            'held_out': count(dec.loc[dec['holdout'], 'policy_action']), 'churn_rate': float(out['churned'].mean()),
            'profit': {'learning': earned(tev, dec['action']),
-                      **score_round(scn, r, customers, p, tev, first, ds_r.experiment)},
+                      **(score_round(scn, r, customers, p, tev, first, arm) if scn.references else {})},
            'realised_profit': float(out['profit'].sum()),
            'gamma': {a: gamma_record(a, policy, post[a], world.gamma[a] if eff[a] is None else eff[a],
                                      ds.credible_level) for a in CONTACT_ACTIONS}}
@@ -200,6 +209,7 @@ def with_regret(records: list) -> list:
     cum = {'learning': 0.0, 'never_updates': 0.0, 'learning_vs_knows_gamma': 0.0}
     out = []
     for rec in records:
+        if 'oracle' not in rec['profit']: out.append(rec); continue          # references off
         pr = rec['profit']
         cum['learning'] += pr['oracle'] - pr['learning']
         cum['never_updates'] += pr['oracle'] - pr['never_updates']

@@ -9,7 +9,8 @@ from pathlib import Path
 from .config import load_settings
 
 # %% auto #0
-__all__ = ['SIMULATE_EPILOG', 'add_simulate', 'round_line', 'simulate_text', 'cmd_simulate']
+__all__ = ['SIMULATE_EPILOG', 'SIMULATE_HELP', 'SIMULATE_DESCRIPTION', 'add_simulate', 'round_line', 'simulate_text',
+           'cmd_simulate']
 
 # %% ../nbs/20j_simulate_cli.ipynb #2a4c41ae
 SIMULATE_EPILOG = """examples:
@@ -23,15 +24,16 @@ oracle (true p and gamma) and the policy that never updates, the cumulative regr
 writes: OUT/summary.json, simulate.png, policies.png, report.md, report.html, policies/policy-NNNN.json
 exit codes: 0 done; 2 bad input (a flag, the config, a missing or tampered model): one message, nothing written"""
 
+SIMULATE_HELP = "run decide-observe-update rounds in a synthetic world whose truth is known"
+SIMULATE_DESCRIPTION = ("Each round: new synthetic customers with their true churn probabilities, decisions by the deployed "
+                        "model and the current policy (capacity and holdout), outcomes drawn under the true success "
+                        "rate of each action, the Bayesian update of each rate, the next policy version. Deterministic "
+                        "per seed. Defaults come from the config's [simulate] section.")
+
 def add_simulate(sub, formatter_class=argparse.HelpFormatter) -> argparse.ArgumentParser:
     "The `simulate` subcommand of `bayespilot`."
-    p = sub.add_parser('simulate', formatter_class=formatter_class, epilog=SIMULATE_EPILOG,
-                       help="run decide-observe-update rounds in a synthetic world whose truth is known",
-                       description=textwrap.fill(
-                           "Each round: new synthetic customers with their true churn probabilities, decisions by "
-                           "the deployed model and the current policy (capacity and holdout), outcomes drawn under "
-                           "the true success rate of each action, the Bayesian update of each rate, the next policy "
-                           "version. Deterministic per seed. Defaults come from the config's [simulate] section.", 100))
+    p = sub.add_parser('simulate', help=SIMULATE_HELP, description=textwrap.fill(SIMULATE_DESCRIPTION, 100),
+                       epilog=SIMULATE_EPILOG, formatter_class=formatter_class)
     p.add_argument('--rounds', type=int, metavar='R', help="rounds to run (default: simulate.rounds)")
     p.add_argument('--batch', type=int, metavar='N', help="customers decided per round (default: simulate.batch)")
     p.add_argument('--seed', type=int, metavar='S', help="seed of the whole run (default: simulate.seed)")

@@ -29,7 +29,8 @@ def final_gamma(records: list) -> dict:
     for a in CONTACT_ACTIONS:
         g = records[-1]['gamma'][a]
         lo, hi = g['posterior_interval']
-        out[a] = {'mean': g['posterior_mean'], 'interval': [lo, hi], 'true': g['true'], 'covered': lo <= g['true'] <= hi,
+        out[a] = {'mean': g['posterior_mean'], 'interval': [lo, hi], 'true': g['true'],
+                  'covered': lo <= g['true'] <= hi,
                   'prior_mean': records[0]['gamma'][a]['prior_mean'],
                   'n_treated': int(sum(r['gamma'][a]['n_treated'] for r in records))}
     return out
@@ -58,7 +59,8 @@ def simulation_summary(scn, res: dict, model: dict) -> dict:
         'policies': [f"policies/policy-{p.version:04d}.json" for p in res['policies']]})
 
 # %% ../nbs/20i_simulate_report.ipynb #cbf4101e
-LABELS = {'learning': 'learning (this policy)', 'never_updates': 'never updates', 'knows_gamma': 'knows γ',
+LABELS = {'learning': 'learning (this policy)', 'never_updates': 'never updates (same holdout)',
+          'knows_gamma': 'knows γ (same holdout)',
           'expected_value': 'EV policy, no holdout', 'tiers': 'fixed tiers', 'contact_all': 'contact all (untargeted)',
           'contact_none': 'contact none', 'oracle': 'oracle (true p and γ)'}
 
@@ -81,6 +83,7 @@ def plot_simulation(summary: dict, path) -> Path:
         ax[0, 2].plot(r, [x['cumulative_regret'][k] for x in recs], 'o-', label=lab)
     ax[0, 2].set(xlabel='round', ylabel='oracle − policy, cumulative', title='Cumulative regret')
     ax[0, 2].legend(fontsize=8)
+    for a in ax[0]: a.set_xticks(r)
     return save_png(fig, path)
 
 def plot_policies(summary: dict, path) -> Path:
@@ -101,7 +104,8 @@ def round_table(summary: dict) -> pd.DataFrame:
         row = {'round': x['round'], 'policy': x['policy_version']}
         for a in CONTACT_ACTIONS:
             g = x['gamma'][a]
-            row[f'{a} γ'] = f"{g['posterior_mean']:.3f} [{g['posterior_interval'][0]:.3f}, {g['posterior_interval'][1]:.3f}]"
+            lo, hi = g['posterior_interval']
+            row[f'{a} γ'] = f"{g['posterior_mean']:.3f} [{lo:.3f}, {hi:.3f}]"
             row[f'{a} true'] = round(g['true'], 3)
         rows.append(row | {k: round(x['profit'][k]) for k in ('learning', 'never_updates', 'knows_gamma', 'oracle')}
                     | {'regret': round(x['cumulative_regret']['learning']),
@@ -141,7 +145,8 @@ def report_markdown(summary: dict) -> str:
 
 def report_html(summary: dict, images: dict) -> str:
     "One self-contained page: headline, the images inlined, the tables."
-    img = lambda k: f'<img alt="{k}" src="data:image/png;base64,{base64.b64encode(Path(images[k]).read_bytes()).decode()}">'
+    b64 = lambda k: base64.b64encode(Path(images[k]).read_bytes()).decode()
+    img = lambda k: f'<img alt="{k}" src="data:image/png;base64,{b64(k)}">'
     bold = lambda s: ''.join(f'<b>{p}</b>' if i % 2 else p for i, p in enumerate(html.escape(s).split('**')))
     head = ''.join(f'<p>{bold(x.removeprefix("- "))}</p>' for x in headline(summary))
     prof = pd.DataFrame({'total profit': summary['totals']['profit'],
@@ -172,8 +177,9 @@ def write_report(summary: dict, policies: list, out) -> dict:
         if old: shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True); raise
-    return {k: out / n for k, n in (('summary', 'summary.json'), ('html', 'report.html'), ('markdown', 'report.md'),
-                                    ('plot', 'simulate.png'), ('policies_plot', 'policies.png'), ('policies', 'policies'))}
+    names = (('summary', 'summary.json'), ('html', 'report.html'), ('markdown', 'report.md'), ('plot', 'simulate.png'),
+             ('policies_plot', 'policies.png'), ('policies', 'policies'))
+    return {k: out / n for k, n in names}
 
 # %% ../nbs/20i_simulate_report.ipynb #f10c1a5f
 def simulate_job(settings: Settings, rounds=None, batch=None, seed=None, true_gamma=None, prior=None, holdout=None,
@@ -188,7 +194,7 @@ def simulate_job(settings: Settings, rounds=None, batch=None, seed=None, true_ga
     if prior: first = first_policy(scn.decision, scn.seed, parse_prior(prior, scn.decision), f"--prior {prior}")
     elif m.policy is not None: first = first_policy(scn.decision, scn.seed, m.policy.actions, m.policy_source)
     else: first = first_policy(scn.decision, scn.seed)
-    predict = lambda df: chunk_probabilities(m, df.assign(**{c: as_numeric(df[c]) for c in m.schema.numeric}))
+    predict = lambda df, _truth: chunk_probabilities(m, df.assign(**{c: as_numeric(df[c]) for c in m.schema.numeric}))
     res = simulate_rounds(scn, predict, first, progress)
     summary = simulation_summary(scn, res, {'path': str(m.path), 'version': m.version})
     files = write_report(summary, res['policies'], Path(out or settings.simulate.out))

@@ -15,7 +15,7 @@ from .scorer import compile_scorer
 from .score_io import check_output, needed_columns, parse_capacity, row_warnings
 from .score import score_summary, log_score_run, write_summary
 from .holdout import (BOUNDS, audit_constants, available_actions, bound_codes, capacity_cutoffs,
-                                capacity_limits, constrained_actions, holdout_arm)
+                                capacity_limits, constrained_actions, holdout_arm, no_id_warnings)
 
 # %% auto #0
 __all__ = ['SCORED', 'DECIDED', 'spark_session', 'worker_scorer', 'score_batches', 'prepared', 'kth_largest', 'capacity_actions',
@@ -45,10 +45,12 @@ def worker_scorer(pipeline, sha256: str):
 SCORED = ('_row long, id string, churn_probability double, value double, warnings string, action0 int, '
           'g1 double, g2 double, arm boolean')
 
-def score_batches(m: LoadedModel):
+def score_batches(m: LoadedModel, shipped=None):
     "The `mapInPandas` function: raw batches -> id, probability, value, warnings, policy action, gains over monitor."
-    pipeline, sha, schema, ds = m.pipeline, m.sha256, m.schema, m.decision
+    sha, schema, ds = m.sha256, m.schema, m.decision
+    carried = m.pipeline if shipped is None else None   # a broadcast is unpickled once per worker, not per task
     def fn(batches):
+        pipeline = carried if shipped is None else shipped.value
         sc = worker_scorer(pipeline, sha)
         for df in batches:
             X = df[schema.features]
@@ -61,7 +63,8 @@ def score_batches(m: LoadedModel):
             else: g1, g2 = ev[:, 1] - ev[:, 0], ev[:, 2] - ev[:, 0]
             arm = holdout_arm(df['_id'], ds.experiment, ds.holdout_share)   # the API's and the local path's arm
             yield pd.DataFrame({'_row': df['_row'], 'id': df['_id'], 'churn_probability': p, 'value': v,
-                                'warnings': row_warnings(df, schema), 'action0': codes, 'g1': g1, 'g2': g2,
+                                'warnings': no_id_warnings(df['_id'], row_warnings(df, schema), ds.holdout_share),
+                                'action0': codes, 'g1': g1, 'g2': g2,
                                 'arm': arm})
     return fn
 
@@ -145,12 +148,17 @@ def decide_rows(m: LoadedModel, cut=(0.0, 0.0), caps=None):
                                 'cutoff_review': cut[0], 'cutoff_escalate': cut[1], **audit})
     return fn
 
-def score_dataframe(sdf, m: LoadedModel, capacity=None):
+def score_dataframe(sdf, m: LoadedModel, capacity=None, timings: Optional[dict] = None):
     "Decisions for a Spark DataFrame of raw customer rows (same columns and numbers as `bayespilot score`)."
     from pyspark.sql import functions as F
     caps = parse_capacity(capacity) if isinstance(capacity, str) else dict(capacity or m.decision.capacity or {})
-    scored = prepared(sdf, m).mapInPandas(score_batches(m), SCORED).persist()
-    chosen, cut = capacity_actions(scored, scored.filter(~F.col('arm')).count(), m.decision, caps)
+    t, timings = time.perf_counter(), {} if timings is None else timings
+    shipped = sdf.sparkSession.sparkContext.broadcast(m.pipeline)
+    scored = prepared(sdf, m).mapInPandas(score_batches(m, shipped), SCORED).persist()
+    n = scored.filter(~F.col('arm')).count()
+    timings['score_s'] = round(time.perf_counter() - t, 3); t = time.perf_counter()
+    chosen, cut = capacity_actions(scored, n, m.decision, caps)
+    timings['capacity_s'] = round(time.perf_counter() - t, 3)
     if chosen is None: final = scored.withColumn('action', F.col('action0'))
     else:
         picks = sdf.sparkSession.createDataFrame(chosen, '_row long, action int') if len(chosen) else None
@@ -185,15 +193,17 @@ def score_file_spark(settings: Settings, data, out, model=None, capacity=None, c
     m = load_model(model or settings.serving.model_path, settings)
     t0, spark = time.perf_counter(), spark or spark_session(master)
     spark.conf.set('spark.sql.execution.arrow.maxRecordsPerBatch', str(min(int(chunk_rows), 100_000)))
-    dec, scored = score_dataframe(spark.read.parquet(str(data)), m, caps or None)
-    write_parquet_dir(dec, out); scored.unpersist()
+    timings = {}
+    dec, scored = score_dataframe(spark.read.parquet(str(data)), m, caps or None, timings)
+    t_w = time.perf_counter(); write_parquet_dir(dec, out); scored.unpersist()
+    timings['decide_write_s'] = round(time.perf_counter() - t_w, 3)
     agg = spark.read.parquet(str(out)).groupBy('action').agg(F.count('*').alias('n'),
                                                             F.sum('expected_value').alias('ev')).toPandas()
     frame = pd.DataFrame({'action': pd.Categorical(np.repeat(agg['action'], agg['n']), categories=ACTIONS),
                           'expected_value': np.repeat(agg['ev'] / agg['n'], agg['n'])})
     n_warn = spark.read.parquet(str(out)).filter(F.col('warnings').isNotNull()).count()
     summary = score_summary(frame, n_warn, time.perf_counter() - t0, m, capacity=caps, data=str(data), out=str(out),
-                            chunk_rows=chunk_rows, engine=f'spark {master}')
+                            chunk_rows=chunk_rows, engine=f'spark {master}', spark_seconds=timings)
     summary['expected_profit'] = float(agg['ev'].sum())
     held = spark.read.parquet(str(out)).filter(F.col('holdout')).groupBy('policy_action').count().toPandas()
     summary['holdout']['held_out'] = {a: int(held.loc[held.policy_action == a, 'count'].sum()) for a in ACTIONS[1:]}

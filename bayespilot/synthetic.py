@@ -195,7 +195,8 @@ def draw_outcomes(p, gamma, contacted, take_up: float, rng) -> pd.DataFrame:
     would = u[0] < p
     retained = contacted & would & (u[1] < g)
     taken = retained | (contacted & ~would & (u[2] < take_up))
-    return pd.DataFrame({'would_churn': would, 'retained': retained, 'churned': would & ~retained, 'offer_taken': taken})
+    return pd.DataFrame({'would_churn': would, 'retained': retained, 'churned': would & ~retained,
+                         'offer_taken': taken})
 
 # %% ../nbs/03_synthetic.ipynb #95891432
 def truth_path_for(table_path) -> Path:

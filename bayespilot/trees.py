@@ -9,8 +9,8 @@ import numba, numpy as np
 from sklearn.tree import DecisionTreeClassifier
 
 # %% auto #0
-__all__ = ['NODE', 'NotCompiled', 'walk_sum', 'walk_rows', 'Forest', 'pack_nodes', 'join_trees', 'sklearn_tree_nodes',
-           'hgb_tree_nodes']
+__all__ = ['NODE', 'NotCompiled', 'walk_sum', 'walk_rows', 'walk_blocks', 'node_depths', 'walk_steps', 'down_to_float32',
+           'Forest', 'block_arrays', 'pack_nodes', 'join_trees', 'sklearn_tree_nodes', 'hgb_tree_nodes']
 
 # %% ../nbs/13a_trees.ipynb #c87fa1a8
 class NotCompiled(Exception):
@@ -52,6 +52,51 @@ def walk_rows(X, nodes, roots, block=256):
                 out[i] += nd.thr
     return out
 
+# %% ../nbs/13a_trees.ipynb #41bc3f47
+@numba.njit(cache=True, nogil=True, parallel=True)
+def walk_blocks(X, feat, thr, child, value, leaf, roots, steps, block=256):
+    "`walk_sum` of every NaN-free row of `X`: per block, each tree `steps[t]` branch-free levels, then to its leaf."
+    n = X.shape[0]
+    out = np.zeros(n)
+    for b in numba.prange((n + block - 1) // block):
+        lo = b * block; m = min(n, lo + block) - lo
+        cur, acc = np.empty(m, np.int32), np.zeros(m)
+        for t in range(len(roots)):                       # tree order, as `walk_sum` adds: the same float per row
+            for j in range(m): cur[j] = roots[t]
+            for _ in range(steps[t]):                     # m independent walks in flight, no branch to mispredict
+                for j in range(m):
+                    i = cur[j]
+                    cur[j] = child[2 * i + np.int32(X[lo + j, feat[i]] > thr[i])]
+            for j in range(m):
+                i = cur[j]
+                while not leaf[i]: i = child[2 * i + np.int32(X[lo + j, feat[i]] > thr[i])]
+                acc[j] += value[i]
+        out[lo:lo + m] = acc
+    return out
+
+def node_depths(left: np.ndarray, right: np.ndarray, leaf: np.ndarray, roots: np.ndarray) -> np.ndarray:
+    "The depth of every node of joined trees (a root is 0), one numpy step per level."
+    depth, level, d = np.zeros(len(leaf), np.int32), np.asarray(roots), 0
+    while level.size:
+        depth[level] = d; inner = level[~leaf[level]]
+        level, d = np.concatenate([left[inner], right[inner]]), d + 1
+    return depth
+
+def walk_steps(f, count: np.ndarray, q: float = 0.8) -> np.ndarray:
+    "Per tree, the leaf depth that a share `q` of its training rows (`count` per node) reach within."
+    depth, ends = node_depths(f.left, f.right, f.leaf, f.roots), [*f.roots[1:], len(f.leaf)]
+    out = np.zeros(len(f.roots), np.int32)
+    for t, (a, b) in enumerate(zip(f.roots, ends)):
+        lf = np.flatnonzero(f.leaf[a:b]) + a
+        o = np.argsort(depth[lf], kind='stable'); w = np.cumsum(np.asarray(count, float)[lf][o])
+        out[t] = depth[lf][o][min(np.searchsorted(w, q * w[-1]), len(lf) - 1)] if w[-1] > 0 else 0
+    return out
+
+def down_to_float32(t: np.ndarray) -> np.ndarray:
+    "Each float64 rounded down to the largest float32 not above it (`float32(x) <= t` iff `x <= that`)."
+    with np.errstate(over='ignore'): t32 = t.astype(np.float32)
+    return np.where(t32.astype(np.float64) > t, np.nextafter(t32, np.float32(-np.inf)), t32).astype(np.float32)
+
 # %% ../nbs/13a_trees.ipynb #cf1f2eee
 @dataclass
 class Forest:
@@ -59,6 +104,7 @@ class Forest:
     feature: np.ndarray; threshold: np.ndarray; left: np.ndarray; right: np.ndarray
     missing_left: np.ndarray; leaf: np.ndarray; value: np.ndarray; roots: np.ndarray; float32: bool
     packed: np.ndarray = None  # one 24-byte record per node for the compiled walk (`pack_nodes`)
+    blocks: tuple = None       # the arrays of `walk_blocks` (`block_arrays`): the chunk walk
 
     def total(self, x: np.ndarray) -> float:
         "The sum over trees (in tree order) of the leaf value each tree gives to the row `x`: the compiled walk."
@@ -66,9 +112,23 @@ class Forest:
         return walk_sum(np.ascontiguousarray(x, dtype=np.float64), self.packed, self.roots)
 
     def totals(self, X: np.ndarray) -> np.ndarray:
-        "`total` of every row of the matrix `X` (one compiled call per chunk)."
-        if self.float32: X = X.astype(np.float32).astype(np.float64)
-        return walk_rows(np.ascontiguousarray(X, dtype=np.float64), self.packed, self.roots)
+        "`total` of every row of the matrix `X` (one compiled call per chunk; rows with a missing value: `walk_rows`)."
+        if self.blocks is None:
+            if self.float32: X = X.astype(np.float32).astype(np.float64)
+            return walk_rows(np.ascontiguousarray(X, dtype=np.float64), self.packed, self.roots)
+        X = np.ascontiguousarray(X, dtype=np.float32 if self.float32 else np.float64)
+        out, bad = walk_blocks(X, *self.blocks), np.flatnonzero(np.isnan(X).any(axis=1))
+        if bad.size: out[bad] = walk_rows(X[bad].astype(np.float64), self.packed, self.roots)
+        return out
+
+def block_arrays(f: Forest, count: np.ndarray) -> tuple:
+    "`walk_blocks`' arrays: feature, threshold (float32 rounded down for a forest), child pairs, value, leaf, roots, steps."
+    node = np.arange(len(f.leaf))
+    child = np.empty(2 * len(node), np.int32)
+    child[0::2], child[1::2] = np.where(f.leaf, node, f.left), np.where(f.leaf, node, f.right)  # a leaf stays put
+    thr = np.where(f.leaf, 0.0, f.threshold)
+    return (np.where(f.leaf, 0, f.feature).astype(np.int32), down_to_float32(thr) if f.float32 else thr, child,
+            np.where(f.leaf, f.value, 0.0), f.leaf.astype(np.uint8), f.roots.astype(np.int32), walk_steps(f, count))
 
 def pack_nodes(f: Forest) -> np.ndarray:
     "The forest's nodes as one record array."
@@ -88,18 +148,19 @@ def join_trees(trees: list[dict], float32: bool) -> Forest:
                cat('right', True).astype(np.intp), cat('missing_left').astype(bool), leaf, cat('value'),
                offs.astype(np.intp), float32)
     f.packed = pack_nodes(f)
+    if len(f.leaf) < 2**31 and all('count' in t for t in trees): f.blocks = block_arrays(f, cat('count'))
     return f
 
 # %% ../nbs/13a_trees.ipynb #6a40ff6a
 def sklearn_tree_nodes(t: DecisionTreeClassifier) -> dict:
-    "Node arrays of a fitted classification tree; the leaf value is P(class 1)."
+    "Node arrays of a fitted classification tree; the leaf value is P(class 1); training rows per node."
     tr = t.tree_
     if t.n_outputs_ != 1 or len(t.classes_) != 2: raise NotCompiled('a tree that is not a binary classifier')
     v = tr.value[:, 0, :]; norm = v.sum(axis=1); norm[norm == 0] = 1.0
     ml = getattr(tr, 'missing_go_to_left', np.zeros(tr.node_count, dtype=np.uint8))
     return dict(feature=tr.feature.copy(), threshold=tr.threshold.copy(), left=tr.children_left.copy(),
                 right=tr.children_right.copy(), missing_left=np.asarray(ml), leaf=tr.children_left == -1,
-                value=v[:, 1] / norm)
+                value=v[:, 1] / norm, count=tr.n_node_samples.copy())
 
 def hgb_tree_nodes(pred) -> dict:
     "Node arrays of one fitted histogram-boosting predictor; the leaf value is its raw score."
@@ -107,4 +168,5 @@ def hgb_tree_nodes(pred) -> dict:
     if n['is_categorical'].any(): raise NotCompiled('HistGradientBoosting with native categorical splits')
     return dict(feature=n['feature_idx'].astype(np.intp), threshold=n['num_threshold'].astype(np.float64),
                 left=n['left'].astype(np.intp), right=n['right'].astype(np.intp), missing_left=n['missing_go_to_left'],
-                leaf=n['is_leaf'].astype(bool), value=n['value'].astype(np.float64))
+                leaf=n['is_leaf'].astype(bool), value=n['value'].astype(np.float64),
+                count=n['count'].astype(np.float64))

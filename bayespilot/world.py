@@ -48,7 +48,8 @@ def true_ev(p_true, value, gammas, take_up: float, ds: DecisionSettings) -> np.n
     "What each action earns on average per customer under the truth, shape (n, 3): monitor, review, escalate."
     p = as_probabilities(p_true, 'p_true'); v = customer_values(value, p.size, ds.default_value, warn=False)
     g = np.asarray(gammas, dtype=float)
-    if g.shape != (p.size, len(CONTACT_ACTIONS)): raise ConfigError(f"gammas must have shape ({p.size}, 2), got {g.shape}")
+    if g.shape != (p.size, len(CONTACT_ACTIONS)):
+        raise ConfigError(f"gammas must have shape ({p.size}, 2), got {g.shape}")
     a = action_arrays(ds); d = offer_matrix(v, a)
     kept = p[:, None] * g * (v[:, None] - d)
     return np.c_[np.zeros(p.size), kept - a['contact_cost'][None, :] - (1 - p)[:, None] * take_up * d]
@@ -94,9 +95,9 @@ def capture(rep: pd.DataFrame) -> float:
     return float((rep.loc['expected_value', 'profit'] - naive) / (rep.loc['oracle', 'profit'] - naive))
 
 # %% ../nbs/06g_world.ipynb #23dbb63a
-def decide_round(p_model, value, ids, ds: DecisionSettings) -> pd.DataFrame:
-    "One batch's decisions within capacity, with the randomized holdout of `ds` (`holdout.decide_holdout`)."
-    arm = holdout_arm(ids, ds.experiment, ds.holdout_share)
+def decide_round(p_model, value, ids, ds: DecisionSettings, arm=None) -> pd.DataFrame:
+    "One batch's decisions within capacity, with the randomized holdout of `ds` (`arm`: the ids' arms, if known)."
+    arm = holdout_arm(ids, ds.experiment, ds.holdout_share) if arm is None else arm
     return decide_holdout(p_model, value, ds, arm, warn=False)
 
 def round_outcomes(actions, p_true, value, gammas, world: World, ds: DecisionSettings, rng) -> pd.DataFrame:

@@ -146,7 +146,8 @@ def performance_section(pipe, schema, ref, seeds, n, held_out):
             ll['recalibrated'].append(cross_entropy(expit(a + b * logit(np.clip(w.p, 1e-6, 1 - 1e-6))), w.p) / r - 1)
         out[name] = {'windows': len(seeds), 'rows': n, 'roc_auc_error': error_summary(auc, 0.02),
                      'roc_auc_interval_coverage': round(float(np.mean(cover)), 3),
-                     'log_loss_relative_error': error_summary(ll, 0.03)}
+                     'log_loss_relative_error': error_summary(ll, 0.03),
+                     'log_loss_relative_error_per_window': {k: [round(x, 4) for x in v] for k, v in ll.items()}}
     out['recalibration_on_reference_labels'] = {'a': round(float(a), 4), 'b': round(float(b), 4),
                                                 'rows': int(held_out[1].size)}
     out['note'] = ('errors are estimate minus realised (log loss: relative); oracle = expected log loss of the '
@@ -171,7 +172,8 @@ def bias_mechanism(pipe, n=100_000, seed=999):
                                                    'bias_part': round(float(gap[m].sum() / n / ll), 4)}
                                                for k, m in bands.items() if m.any()}}
     out['note'] = ('the truth steps up at 30 and 90 days since the last login; the logistic model is linear in it, '
-                   'so it under-predicts at 31-90 days and over-predicts past 90; the drift moves customers there')
+                   'so it over-predicts below 30 days, under-predicts at 31-90 and over-predicts past 90; the drift '
+                   'empties the first band (which offset the others) and fills the last two')
     return out
 
 
@@ -344,6 +346,43 @@ def throughput_section(pipe, schema, ref, n_lines, runs, tmp):
             'first_line_of_output': first['ours'], 'stage_cpu_seconds_one_thread': stage_seconds(log, ref)}
 
 
+def plot_figures(out: dict, dest: Path) -> None:
+    "monitoring.png: per-window log-loss errors (ours, oracle, no change); million-line times against the baseline."
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    perf, thr = out.get('performance'), out.get('throughput')
+    perf = perf if perf and 'log_loss_relative_error_per_window' in perf.get('base', {}) else None
+    thr = thr if thr and 'ours' in thr else None
+    panels = [k for k, v in (('perf', perf), ('thr', thr)) if v]
+    if not panels: return
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.2), squeeze=False)
+    for ax, kind in zip(axes[0], panels):
+        if kind == 'perf':
+            colors = {'ours': 'C0', 'oracle': 'C2', 'no_change': 'C7'}
+            for i, pop in enumerate(('base', 'drifted')):
+                for j, (k, c) in enumerate(colors.items()):
+                    e = np.array(perf[pop]['log_loss_relative_error_per_window'][k]) * 100
+                    ax.scatter(np.full(e.size, i * 4 + j) + np.linspace(-0.25, 0.25, e.size), e, s=12, color=c,
+                               label=k.replace('_', ' ') if i == 0 else None)
+            ax.axhspan(-3, 3, color='C1', alpha=0.12, label='within 3 %')
+            ax.axhline(0, color='k', lw=0.6)
+            ax.set_xticks([1, 5], ['base population', '--drift population'])
+            ax.set_ylabel('estimated − realised log loss (% of realised)')
+            ax.set_title('Label-free log loss per 5 000-row window'); ax.legend(fontsize=8)
+        else:
+            names, keys = ['ours', 'baseline'], ['median_seconds', 'median_cpu_seconds']
+            x = np.arange(2)
+            for j, k in enumerate(keys):
+                v = [thr[n][k] for n in names]
+                ax.bar(x + (j - 0.5) * 0.38, v, 0.38, label=k.replace('median_', 'median ').replace('_', ' '))
+            if thr['lines'] >= 1_000_000: ax.axhline(20, color='C3', ls='--', lw=1, label='goal: 20 s wall')
+            ax.set_xticks(x, ['pyarrow reader (now)', 'orjson reader (before)'])
+            ax.set_ylabel('seconds'); ax.legend(fontsize=8)
+            ax.set_title(f"bayespilot monitor, {thr['lines']:,} log lines ({thr['mb']:.0f} MB), load "
+                         f"{out['machine']['load_average_1m']}")
+    fig.tight_layout(); fig.savefig(dest, dpi=110); plt.close(fig)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--quick', action='store_true', help='fewer windows and 100 000 log lines (a smoke run)')
@@ -374,6 +413,7 @@ def main(argv=None):
     prev = json.loads(dest.read_text()) if dest.exists() else {}
     prev['monitor'] = {**prev.get('monitor', {}), **out} if a.only else out
     dest.write_text(json.dumps(prev, indent=2) + '\n')
+    plot_figures(prev['monitor'], dest.with_suffix('.png'))
     return 0
 
 

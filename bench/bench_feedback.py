@@ -16,6 +16,7 @@ model itself when models/artifacts/deployed_pipeline.pkl exists.
 Writes reports/bench/feedback.json and feedback.png. Usage: python bench/bench_feedback.py [--quick]
 """
 import argparse, json, os, platform, statistics, sys, tempfile, time, warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,9 @@ from common import portable
 
 from bayespilot.config import DecisionSettings, load_settings
 from bayespilot.decision import CONTACT_ACTIONS
-from bayespilot.simulate import first_policy, rounds_to_reach, scenario, simulate_rounds
-from bayespilot.synthetic import generate, true_churn_probability
+from bayespilot.policy import next_policy
+from bayespilot.simulate import first_policy, next_actions, rounds_to_reach, run_round, scenario, simulate_rounds
+from bayespilot.synthetic import generate
 from bayespilot.world import capture, policy_table, world_from_settings, world_gammas
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,12 +38,10 @@ NOISE_SD = 0.38
 
 
 def stand_in(seed):
-    "The model: each customer's true churn probability (from its features) with log-odds noise of sd NOISE_SD."
-    def predict(customers):
-        p = true_churn_probability(customers)
-        p = np.where(np.isnan(p), 0.25, p)
-        rng = np.random.default_rng([seed, len(customers), int(p.sum() * 1e6) % 2**32])
-        return special.expit(special.logit(p) + rng.normal(0, NOISE_SD, len(p)))
+    "The model: each customer's true churn probability with log-odds noise of sd NOISE_SD (its own stream per batch)."
+    def predict(customers, p_true):
+        rng = np.random.default_rng([seed, len(p_true), int(p_true.sum() * 1e6) % 2**32])
+        return special.expit(special.logit(p_true) + rng.normal(0, NOISE_SD, len(p_true)))
     return predict
 
 
@@ -52,41 +52,79 @@ def deployed(settings):
     from bayespilot.schema import as_numeric
     from bayespilot.score import chunk_probabilities
     m = load_model(MODEL, settings)
-    return lambda df: chunk_probabilities(m, df.assign(**{c: as_numeric(df[c]) for c in m.schema.numeric}))
+    return lambda df, _truth: chunk_probabilities(m, df.assign(**{c: as_numeric(df[c]) for c in m.schema.numeric}))
 
 
-def wrong_prior(settings, prior, truth, capacity='default'):
-    "Settings with every action's prior at mean `prior` (weight 20) and true gamma `truth`."
-    over = {'simulate.true_gamma': {a: truth for a in CONTACT_ACTIONS}}
-    for a in CONTACT_ACTIONS:
-        over |= {f'decision.actions.{a}.alpha': 20 * prior, f'decision.actions.{a}.beta': 20 * (1 - prior)}
+def wrong_prior(settings, prior, truth, capacity='default', actions=CONTACT_ACTIONS):
+    "Default-economy settings with `actions`' priors at mean `prior` (weight 20) and their true gamma `truth`."
+    over = {}
+    for a in actions:
+        over |= {f'simulate.true_gamma.{a}': truth, f'decision.actions.{a}.alpha': 20 * prior, f'decision.actions.{a}.beta': 20 * (1 - prior)}
     if capacity is None: over['decision.capacity'] = {'review': None, 'escalate': None}
+    elif capacity != 'default': over['decision.capacity'] = capacity
     return load_settings(ROOT / 'configs' / 'default.toml', over)
 
 
-def run(settings, rounds, batch, seed, predict, exploration=None):
+def run(settings, rounds, batch, seed, predict, exploration=None, control='held_out'):
     "One simulation; returns its round records."
-    scn = scenario(settings, rounds=rounds, batch=batch, seed=seed, exploration=exploration)
+    scn = replace(scenario(settings, rounds=rounds, batch=batch, seed=seed, exploration=exploration), control=control)
     return simulate_rounds(scn, predict, first_policy(scn.decision, seed))['rounds']
 
 
-def bench_coverage(seeds, rounds, batch, predict_for):
-    "(a): per direction and action, the share of seeds whose last 90 % interval covers the true gamma."
+def decided(rec, a):
+    "Customers decided for action `a` in a round: treated with it plus held out from it."
+    return rec['contacted'][a] + rec['held_out'][a]
+
+
+def until_decided(s, a, budget, batch, seed, predict, control, max_rounds):
+    "Rounds of `batch` until `budget` customers were decided for action `a` (or `max_rounds`); the records."
+    recs, n = [], 0
+    scn = replace(scenario(s, rounds=max_rounds, batch=batch, seed=seed), control=control, references=False)
+    first = policy = first_policy(scn.decision, seed)
+    for r in range(1, max_rounds + 1):
+        rec, post = run_round(scn, r, policy, first, predict)
+        recs.append(rec); n += decided(rec, a)
+        if n >= budget: break
+        policy = next_policy(policy, next_actions(policy, post), experiment=f"simulate-s{seed}-{policy.version + 1:04d}")
+    return recs, n
+
+
+def bench_coverage(seeds, budget, batch, predict_for, control='held_out', max_rounds=20, actions=CONTACT_ACTIONS):
+    "(a): per action alone (the other off) and direction, the share of seeds whose 90 % interval covers the truth."
+    out = {}
+    for a in actions:
+        other = next(x for x in CONTACT_ACTIONS if x != a)
+        for prior, truth in ((0.3, 0.1), (0.1, 0.3)):
+            s = wrong_prior(None, prior, truth, {other: 0, a: None}, (a,))
+            hits, means, widths, ns, rounds = [], [], [], [], []
+            for seed in seeds:
+                recs, n = until_decided(s, a, budget, batch, seed, predict_for(seed), control, max_rounds)
+                g = recs[-1]['gamma'][a]
+                lo, hi = g['posterior_interval']
+                hits.append(lo <= g['true'] <= hi); means.append(g['posterior_mean']); widths.append(hi - lo)
+                ns.append(n); rounds.append(len(recs))
+            out[f'{a}_prior_{prior}_true_{truth}'] = {
+                'coverage': float(np.mean(hits)), 'seeds': len(seeds), 'median_posterior_mean': float(np.median(means)),
+                'median_interval_width': float(np.median(widths)), 'median_decided': float(np.median(ns)),
+                'median_rounds': float(np.median(rounds)), 'goal': 0.85, 'goal_met': bool(np.mean(hits) >= 0.85)}
+            print(f"  (a) {control}, {a}, prior {prior}, true {truth}: coverage {np.mean(hits):.3f}, median mean "
+                  f"{np.median(means):.3f}, {np.median(ns):.0f} decided in {np.median(rounds):.0f} rounds", flush=True)
+    return out
+
+
+def bench_coverage_capacity(seeds, rounds, batch, predict_for):
+    "(a'), the harder case: both actions, the default capacity, 20 000 customers in all (most of them monitored)."
     out = {}
     for prior, truth in ((0.3, 0.1), (0.1, 0.3)):
         s = wrong_prior(None, prior, truth)
-        hits, means, widths, treated = ({a: [] for a in CONTACT_ACTIONS} for _ in range(4))
-        for seed in seeds:
-            recs = run(s, rounds, batch, seed, predict_for(s, seed))
-            for a in CONTACT_ACTIONS:
-                g = recs[-1]['gamma'][a]
-                lo, hi = g['posterior_interval']
-                hits[a].append(lo <= g['true'] <= hi); means[a].append(g['posterior_mean']); widths[a].append(hi - lo)
-                treated[a].append(sum(r['gamma'][a]['n_treated'] for r in recs))
-        out[f'prior_{prior}_true_{truth}'] = {a: {
-            'coverage': float(np.mean(hits[a])), 'seeds': len(seeds), 'median_posterior_mean': float(np.median(means[a])),
-            'median_interval_width': float(np.median(widths[a])), 'median_treated': float(np.median(treated[a])),
-            'goal': 0.85, 'goal_met': bool(np.mean(hits[a]) >= 0.85)} for a in CONTACT_ACTIONS}
+        runs = [run(s, rounds, batch, seed, predict_for(seed)) for seed in seeds]
+        for a in CONTACT_ACTIONS:
+            last = [r[-1]['gamma'][a] for r in runs]
+            cov = float(np.mean([g['posterior_interval'][0] <= g['true'] <= g['posterior_interval'][1] for g in last]))
+            out[f'{a}_prior_{prior}_true_{truth}'] = {
+                'coverage': cov, 'seeds': len(seeds), 'median_posterior_mean': float(np.median([g['posterior_mean']
+                                                                                                for g in last])),
+                'median_decided': float(np.median([sum(decided(x, a) for x in r) for r in runs]))}
     return out
 
 
@@ -129,7 +167,7 @@ def economy_capture(settings, predict, batches, batch):
     for b in range(batches):
         customers, truth = generate(batch, seed=1000 + b)
         p_true, v = truth['churn_probability'].to_numpy(), customers['clv'].to_numpy()
-        p, gam = predict(customers), world_gammas(world, customers)
+        p, gam = predict(customers, p_true), world_gammas(world, customers)
         rep = policy_table(p, p_true, v, gam, world, ds, np.random.default_rng(b))
         caps.append(capture(rep)); shares.append(rep['share_of_oracle'].to_dict())
         old_ds = DecisionSettings()                                          # the economy before issue 12
@@ -149,11 +187,11 @@ def plot(res, path):
     from bayespilot.reports import figure, save_png
     fig, ax = figure(3, 1, size=(16, 4.4))
     cov = res['coverage']
-    labels = [f"{k.replace('prior_', 'prior ').replace('_true_', ', true ')}\n{a}" for k in cov for a in cov[k]]
-    ax[0, 0].bar(labels, [cov[k][a]['coverage'] for k in cov for a in cov[k]], color='tab:blue')
-    ax[0, 0].axhline(0.85, color='k', ls='--', label='goal 0.85'); ax[0, 0].axhline(0.9, color='grey', ls=':',
-                                                                                        label='nominal 0.90')
-    ax[0, 0].set(ylim=(0, 1), ylabel='share of seeds', title='(a) 90 % interval covers the true γ')
+    ax[0, 0].bar([k.replace('_prior_', '\nprior ').replace('_true_', ', true ') for k in cov],
+                 [c['coverage'] for c in cov.values()], color='tab:blue')
+    ax[0, 0].axhline(0.85, color='k', ls='--', label='goal 0.85')
+    ax[0, 0].axhline(0.9, color='grey', ls=':', label='nominal 0.90')
+    ax[0, 0].set(ylim=(0, 1.05), ylabel='share of seeds', title='(a) 90 % interval covers the true γ (20 000 decided)')
     ax[0, 0].legend(fontsize=8); ax[0, 0].tick_params(axis='x', labelsize=7)
     for k, case in res['learning'].items():
         y = case['median_share_of_knows_gamma_per_round']
@@ -183,18 +221,21 @@ def main(argv=None):
                cpus=os.cpu_count(), load_avg=list(os.getloadavg()) if hasattr(os, 'getloadavg') else None,
                model=f'truth + log-odds noise N(0, {NOISE_SD}) (the deployed model where named)',
                config=portable(ROOT / 'configs' / 'default.toml'))
-    seeds = list(range(4 if a.quick else 40))
-    res['coverage'] = bench_coverage(seeds, 2 if a.quick else 4, 2500 if a.quick else 5000,
-                                     lambda s, seed: stand_in(seed))
-    for k, c in res['coverage'].items():
-        print(f"(a) {k}: coverage " + ', '.join(f"{x} {c[x]['coverage']:.3f}" for x in c), flush=True)
+    seeds = list(range(3 if a.quick else 40))
+    budget, batch = (5000, 2500) if a.quick else (20_000, 5000)
+    res['coverage'] = bench_coverage(seeds, budget, batch, stand_in)
+    res['coverage_untreated_control'] = bench_coverage(seeds[:3 if a.quick else 10], budget, batch, stand_in,
+                                                       control='untreated')
+    res['coverage_default_capacity'] = bench_coverage_capacity(seeds[:3 if a.quick else 10], 2 if a.quick else 4,
+                                                               batch, stand_in)
     settings = load_settings(ROOT / 'configs' / 'default.toml')
     model = deployed(settings)
     if model is not None and not a.quick:
-        res['coverage_deployed_model'] = bench_coverage(list(range(8)), 4, 5000, lambda s, seed: model)
-        for k, c in res['coverage_deployed_model'].items():
-            print(f"(a) deployed model, {k}: coverage " + ', '.join(f"{x} {c[x]['coverage']:.3f}" for x in c))
-    res['learning'] = bench_learning(4 if a.quick else 10, 2500 if a.quick else 5000, list(range(2 if a.quick else 5)))
+        res['coverage_deployed_model'] = bench_coverage(list(range(4)), budget, batch, lambda seed: model,
+                                                        actions=('escalate',))
+        res['coverage_deployed_model_untreated_control'] = bench_coverage(
+            list(range(4)), budget, batch, lambda seed: model, control='untreated', actions=('escalate',))
+    res['learning'] = bench_learning(4 if a.quick else 10, 2500 if a.quick else 5000, list(range(2 if a.quick else 4)))
     res['economy'] = {'stand_in': economy_capture(settings, stand_in(0), 2 if a.quick else 8, 5000)}
     if model is not None:
         res['economy']['deployed_model'] = economy_capture(settings, model, 2 if a.quick else 8, 5000)
@@ -209,7 +250,7 @@ def main(argv=None):
     with os.fdopen(fd, 'w') as f: json.dump(res, f, indent=2)
     os.replace(tmp, out / f'{stem}.json')
     print(f"wrote {portable(out / f'{stem}.json')} in {res['seconds']} s")
-    ok = all(c[x]['goal_met'] for c in res['coverage'].values() for x in c) and \
+    ok = all(c['goal_met'] for c in res['coverage'].values()) and \
         all(c['goal_met'] for c in res['economy'].values())
     return 0 if ok else 1
 

@@ -167,3 +167,28 @@ def test_live_signals_and_reference_summary(project, tmp_path):
     assert f'bayespilot_churn_probability_count{{model_version="{VERSION}"}} 5\n' in text
     acts = [l for l in text.splitlines() if l.startswith(f'bayespilot_actions_total{{model_version="{VERSION}"')]
     assert sum(float(l.split()[-1]) for l in acts) == 5
+
+
+def test_extra_fields_and_odd_types_read_as_the_plain_log(project):
+    """Lines grown with the fields other features add (holdout, policy, audit, reasons) and lines whose feature types
+    change (numbers as text: the exact orjson path for those blocks) give the same window as the plain log."""
+    import orjson
+    from bayespilot.log_window import read_window
+    plain = project['root']/'logs'/'drift'/'predictions.jsonl'
+    grown = project['root']/'logs'/'grown'/'predictions.jsonl'; grown.parent.mkdir()
+    out = []
+    for i, line in enumerate(plain.read_bytes().splitlines()):
+        r = orjson.loads(line) | {'holdout': i % 7 == 0, 'policy_version': 3, 'policy_action': 'review',
+                                  'audit': {'by': 'api', 'tags': ['a', {'b': [1, 2]}]}, 'reasons': [['tenure', -0.2]]}
+        if i % 400 == 17: r['features']['tenure_months'] = str(r['features']['tenure_months'])
+        out.append(orjson.dumps(r) + b'\n')
+    grown.write_bytes(b''.join(out))
+    num = [c for c in project['features'] if c in ('tenure_months', 'monthly_charges', 'usage_trend')]
+    cat = ['contract', 'plan', 'region']
+    a, b = (read_window(p, num, cat, block=200_000)[0] for p in (plain, grown))
+    assert len(a) == len(b) == 2500
+    assert np.array_equal(a.p, b.p) and np.array_equal(a.actions, b.actions) and a.categorical == b.categorical
+    for c in num: assert np.array_equal(a.numeric[c], b.numeric[c], equal_nan=True), c
+    r = monitor(project, '--log', grown, '--name', 'grown')
+    assert r.returncode == 3, r.stderr
+    assert {'monthly_charges', 'total_charges', 'contract'} <= set(summary(project, 'grown')['drifted_features'])

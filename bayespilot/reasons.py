@@ -94,7 +94,8 @@ def numeric_ops(step, specs: list[tuple]) -> list[tuple]:
         mean = step.mean_ if step.with_mean else np.zeros(len(specs))
         scale = step.scale_ if step.with_std else np.ones(len(specs))
         return [(sp[0], sp[1], float(m), float(d), False) for sp, m, d in zip(specs, mean, scale)]
-    if isinstance(step, MissingIndicator) and missing(step.missing_values) and all(raw(specs[j]) for j in step.features_):
+    if isinstance(step, MissingIndicator) and missing(step.missing_values) \
+            and all(raw(specs[j]) for j in step.features_):
         return [(specs[j][0], np.nan, 0.0, 1.0, True) for j in step.features_]
     raise NotCompiled(f'{type(step).__name__} on numeric columns inside the preprocessor')
 
@@ -116,6 +117,7 @@ class Prep:
             k = len(self.levels[c]) + 2                                      # the levels, unseen, missing
             self.tables.append((pd.Index(self.levels[c], dtype=object), M[start:start + k][:, self.cols[j]]))
             start += k
+        self.codes = [{v: i for i, v in enumerate(ix)} for ix, _ in self.tables]
         numeric_out = {o[0] for o in self.ops} | {int(c) for j in range(len(self.num)) for c in self.cols[j]}
         if len(self.ops) != len(numeric_out) or not np.abs(self.matrix(grid) - M).max(initial=0.0) <= 1e-12:
             raise NotCompiled('a preprocessing the compiled reason codes do not reproduce')
@@ -147,10 +149,16 @@ class Prep:
                          [C[c].to_numpy() for c in self.cat])
 
     def vector(self, row: dict) -> np.ndarray:
-        "The preprocessed 1 x columns matrix of one raw row dict (coerced like `SchemaCoercer`)."
-        num = [[number(row.get(c))] for c in self.num]
-        cat = [[np.nan if missing(row.get(c)) else level(row.get(c))] for c in self.cat]
-        return self.fill(np.empty((1, len(self.owners))), num, cat)
+        "The preprocessed 1 x columns matrix of one raw row dict, coerced like `SchemaCoercer`, in plain Python."
+        out, vals, k = np.empty((1, len(self.owners))), [number(row.get(c)) for c in self.num], len(self.num)
+        for col, j, fill, mean, scale, indicator in self.ops:                # the same IEEE operations as numpy
+            v = vals[j]
+            out[0, col] = float(v != v) if indicator else ((fill if v != v else v) - mean) / scale
+        for j, c in enumerate(self.cat):
+            v, (ix, tab) = row.get(c), self.tables[j]
+            v = np.nan if missing(v) else level(v)
+            out[0, self.cols[k + j]] = tab[len(ix) + 1 if missing(v) else self.codes[j].get(v, len(ix))]
+        return out
 
 def missing(v) -> bool:
     "None or NaN."
@@ -158,6 +166,7 @@ def missing(v) -> bool:
 
 def number(v) -> float:
     "One raw value as `schema.to_numeric` reads it: a float, NaN when missing, unparseable or infinite."
+    if v is None: return np.nan
     if type(v) in (int, float): v = float(v)
     else: v = float(to_numeric([v])[0])
     return v if math.isfinite(v) else np.nan
@@ -262,7 +271,8 @@ class CalibratedPart:
         if len(m.classes_) != 2: raise NotCompiled('CalibratedClassifierCV with more than two classes')
         self.folds = []
         for cc in m.calibrated_classifiers_:
-            if cc.method not in ('sigmoid', 'isotonic'): raise NotCompiled(f'CalibratedClassifierCV(method={cc.method!r})')
+            if cc.method not in ('sigmoid', 'isotonic'):
+                raise NotCompiled(f'CalibratedClassifierCV(method={cc.method!r})')
             self.folds.append((compile_part(cc.estimator), hasattr(cc.estimator, 'decision_function'),
                                cc.calibrators[0].predict))
         self.names = self.folds[0][0].names
@@ -319,7 +329,7 @@ class Explanation:
 
 class Explainer:
     "A deployed model compiled once for exact reason codes: `explain(df)` for a chunk, `explain_row(dict)` for one."
-    def __init__(self, part): self.part, self.features = part, list(part.names)
+    def __init__(self, part): self.part, self.features, self.columns = part, list(part.names), pd.Index(part.names)
 
     def explain(self, X: pd.DataFrame) -> Explanation:
         "Every raw feature's contribution to every row's served probability."
@@ -331,8 +341,9 @@ class Explainer:
     def explain_row(self, row: dict) -> Explanation:
         "The explanation of one raw customer dict (the compiled row path)."
         a = self.part.proba(dict(row), {})
-        vals = pd.DataFrame([[row.get(c) for c in self.features]], columns=self.features, dtype=object)
-        return Explanation(a.base, pd.DataFrame(a.phi, columns=self.features), a.value, vals)
+        vals = np.empty((1, len(self.features)), dtype=object); vals[0] = [row.get(c) for c in self.features]
+        return Explanation(a.base, pd.DataFrame(a.phi, columns=self.columns, copy=False), a.value,
+                           pd.DataFrame(vals, columns=self.columns, dtype=object))
 
 def explainer(pipeline) -> Explainer:
     "Compile a deployed model for exact reason codes; `trees.NotCompiled` names a component it does not cover."
@@ -360,8 +371,9 @@ def top_reasons(explanation_row: Explanation, k: int = 4) -> list[dict]:
     "One customer's `k` largest contributions by size: feature, value, contribution (signed) and text."
     k = check_top_k(k)
     if len(explanation_row) != 1: raise ValueError(f'top_reasons takes one customer, got {len(explanation_row)}')
-    c, vals = explanation_row.contributions.iloc[0], explanation_row.values.iloc[0]
-    order = sorted((f for f in c.index if c[f] != 0), key=lambda f: -abs(c[f]))[:k]
+    c, vals = explanation_row.contributions.to_numpy(dtype=np.float64)[0], explanation_row.values.to_numpy()[0]
+    feats = explanation_row.contributions.columns
+    order = [i for i in np.argsort(-np.abs(c), kind='stable') if c[i] != 0][:k]
     value = lambda v: None if show_value(v) == 'missing' else (v.item() if isinstance(v, np.generic) else v)
-    return [dict(feature=f, value=value(vals[f]), contribution=float(c[f]), text=reason_text(f, vals[f], float(c[f])))
-            for f in order]
+    return [dict(feature=feats[i], value=value(vals[i]), contribution=float(c[i]),
+                 text=reason_text(feats[i], vals[i], float(c[i]))) for i in order]

@@ -177,7 +177,8 @@ def score_file(settings: Settings, data, out, model=None, capacity=None, chunk_r
         writer.abort(); spill.abort(); raise
     finally: shutil.rmtree(spill_dir, ignore_errors=True)
     summary = score_summary(dec, n_warn, time.perf_counter() - t0, m, load_seconds=round(t0 - t_load, 3),
-                            capacity=caps, data=str(data), out=str(out), chunk_rows=chunk_rows, engine='local', reasons=k)
+                            capacity=caps, data=str(data), out=str(out), chunk_rows=chunk_rows, engine='local',
+                            reasons=k)
     if track: summary['mlflow_run_id'] = log_score_run(summary, settings)
     summary['summary_file'] = str(write_summary(summary, settings))
     return summary

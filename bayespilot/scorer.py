@@ -16,6 +16,7 @@ from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
+from threadpoolctl import threadpool_limits
 from .schema import Schema, level
 from .features import SchemaCoercer
 from .calibration import LogOdds, log_odds
@@ -416,12 +417,15 @@ def fast_scorer(pipeline, schema: Schema, n_check: int = 300) -> tuple[Optional[
     try: scorer = compile_scorer(pipeline)
     except NotCompiled as e: return None, f'not compiled: {e}; the exact pipeline is used'
     rows = random_rows(schema, n_check, seed=12345)
-    try: diff = max_abs_diff(scorer, pipeline, rows)
+    one = lambda: threadpool_limits(limits=1, user_api='openmp')  # OpenMP per boosting tree on 300 rows: seconds
+    try:
+        with one(): diff = max_abs_diff(scorer, pipeline, rows)
     except Exception as e: return None, f'self-check failed ({type(e).__name__}: {e}); the exact pipeline is used'
     if not diff <= 1e-9:
         return None, f'self-check failed: max |difference| {diff:.2e} > 1e-9; the exact pipeline is used'
     why = f'compiled scorer equals predict_proba on {n_check} random rows (max |difference| {diff:.1e})'
-    try: bdiff = batch_abs_diff(scorer, pipeline, rows, schema.features)
+    try:
+        with one(): bdiff = batch_abs_diff(scorer, pipeline, rows, schema.features)
     except Exception as e: bdiff = f'{type(e).__name__}: {e}'
     if isinstance(bdiff, float) and bdiff <= 1e-9: return scorer, why
     return Scorer(scorer.proba, None), why + f'; its chunk path is off (self-check: {bdiff}): chunks use the pipeline'

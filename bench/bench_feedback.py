@@ -55,11 +55,12 @@ def deployed(settings):
     return lambda df, _truth: chunk_probabilities(m, df.assign(**{c: as_numeric(df[c]) for c in m.schema.numeric}))
 
 
-def wrong_prior(settings, prior, truth, capacity='default', actions=CONTACT_ACTIONS):
-    "Default-economy settings with `actions`' priors at mean `prior` (weight 20) and their true gamma `truth`."
+def wrong_prior(settings, prior, truth, capacity='default', actions=CONTACT_ACTIONS, weight=20.0):
+    "Default-economy settings with `actions`' priors at mean `prior` (weight alpha + beta) and their true gamma."
     over = {}
     for a in actions:
-        over |= {f'simulate.true_gamma.{a}': truth, f'decision.actions.{a}.alpha': 20 * prior, f'decision.actions.{a}.beta': 20 * (1 - prior)}
+        over |= {f'simulate.true_gamma.{a}': truth, f'decision.actions.{a}.alpha': weight * prior,
+                 f'decision.actions.{a}.beta': weight * (1 - prior)}
     if capacity is None: over['decision.capacity'] = {'review': None, 'escalate': None}
     elif capacity != 'default': over['decision.capacity'] = capacity
     return load_settings(ROOT / 'configs' / 'default.toml', over)
@@ -85,17 +86,19 @@ def until_decided(s, a, budget, batch, seed, predict, control, max_rounds):
         rec, post = run_round(scn, r, policy, first, predict)
         recs.append(rec); n += decided(rec, a)
         if n >= budget: break
-        policy = next_policy(policy, next_actions(policy, post), experiment=f"simulate-s{seed}-{policy.version + 1:04d}")
+        key = f"simulate-s{seed}-{policy.version + 1:04d}"
+        policy = next_policy(policy, next_actions(policy, post), experiment=key)
     return recs, n
 
 
-def bench_coverage(seeds, budget, batch, predict_for, control='held_out', max_rounds=20, actions=CONTACT_ACTIONS):
-    "(a): per action alone (the other off) and direction, the share of seeds whose 90 % interval covers the truth."
+def bench_coverage(seeds, budget, batch, predict_for, control='held_out', max_rounds=20, actions=CONTACT_ACTIONS,
+                   cases=((0.3, 0.1), (0.1, 0.3)), weight=20.0):
+    "(a): per action alone (the other off) and (prior, truth), the share of seeds whose 90 % interval covers the truth."
     out = {}
     for a in actions:
         other = next(x for x in CONTACT_ACTIONS if x != a)
-        for prior, truth in ((0.3, 0.1), (0.1, 0.3)):
-            s = wrong_prior(None, prior, truth, {other: 0, a: None}, (a,))
+        for prior, truth in cases:
+            s = wrong_prior(None, prior, truth, {other: 0, a: None}, (a,), weight)
             hits, means, widths, ns, rounds = [], [], [], [], []
             for seed in seeds:
                 recs, n = until_decided(s, a, budget, batch, seed, predict_for(seed), control, max_rounds)
@@ -104,27 +107,13 @@ def bench_coverage(seeds, budget, batch, predict_for, control='held_out', max_ro
                 hits.append(lo <= g['true'] <= hi); means.append(g['posterior_mean']); widths.append(hi - lo)
                 ns.append(n); rounds.append(len(recs))
             out[f'{a}_prior_{prior}_true_{truth}'] = {
-                'coverage': float(np.mean(hits)), 'seeds': len(seeds), 'median_posterior_mean': float(np.median(means)),
+                'coverage': float(np.mean(hits)), 'seeds': len(seeds),
+                'median_posterior_mean': float(np.median(means)),
                 'median_interval_width': float(np.median(widths)), 'median_decided': float(np.median(ns)),
                 'median_rounds': float(np.median(rounds)), 'goal': 0.85, 'goal_met': bool(np.mean(hits) >= 0.85)}
-            print(f"  (a) {control}, {a}, prior {prior}, true {truth}: coverage {np.mean(hits):.3f}, median mean "
-                  f"{np.median(means):.3f}, {np.median(ns):.0f} decided in {np.median(rounds):.0f} rounds", flush=True)
-    return out
-
-
-def bench_coverage_capacity(seeds, rounds, batch, predict_for):
-    "(a'), the harder case: both actions, the default capacity, 20 000 customers in all (most of them monitored)."
-    out = {}
-    for prior, truth in ((0.3, 0.1), (0.1, 0.3)):
-        s = wrong_prior(None, prior, truth)
-        runs = [run(s, rounds, batch, seed, predict_for(seed)) for seed in seeds]
-        for a in CONTACT_ACTIONS:
-            last = [r[-1]['gamma'][a] for r in runs]
-            cov = float(np.mean([g['posterior_interval'][0] <= g['true'] <= g['posterior_interval'][1] for g in last]))
-            out[f'{a}_prior_{prior}_true_{truth}'] = {
-                'coverage': cov, 'seeds': len(seeds), 'median_posterior_mean': float(np.median([g['posterior_mean']
-                                                                                                for g in last])),
-                'median_decided': float(np.median([sum(decided(x, a) for x in r) for r in runs]))}
+            print(f"  (a) {control}, weight {weight:g}, {a}, prior {prior}, true {truth}: coverage "
+                  f"{np.mean(hits):.3f}, median mean {np.median(means):.3f}, {np.median(ns):.0f} decided in "
+                  f"{np.median(rounds):.0f} rounds", flush=True)
     return out
 
 
@@ -223,22 +212,21 @@ def main(argv=None):
                config=portable(ROOT / 'configs' / 'default.toml'))
     seeds = list(range(3 if a.quick else 40))
     budget, batch = (5000, 2500) if a.quick else (20_000, 5000)
+    few, esc = seeds[:3 if a.quick else 10], ('escalate',)
+    res['coverage_diagnostics'] = {
+        'right_prior': bench_coverage(few, budget, batch, stand_in, actions=esc, cases=((0.1, 0.1), (0.3, 0.3))),
+        'wrong_prior_weight_4': bench_coverage(few, budget, batch, stand_in, actions=esc, weight=4.0),
+        'untreated_control': bench_coverage(few, budget, batch, stand_in, control='untreated', actions=esc)}
     res['coverage'] = bench_coverage(seeds, budget, batch, stand_in)
-    res['coverage_untreated_control'] = bench_coverage(seeds[:3 if a.quick else 10], budget, batch, stand_in,
-                                                       control='untreated')
-    res['coverage_default_capacity'] = bench_coverage_capacity(seeds[:3 if a.quick else 10], 2 if a.quick else 4,
-                                                               batch, stand_in)
     settings = load_settings(ROOT / 'configs' / 'default.toml')
     model = deployed(settings)
     if model is not None and not a.quick:
-        res['coverage_deployed_model'] = bench_coverage(list(range(4)), budget, batch, lambda seed: model,
-                                                        actions=('escalate',))
-        res['coverage_deployed_model_untreated_control'] = bench_coverage(
-            list(range(4)), budget, batch, lambda seed: model, control='untreated', actions=('escalate',))
-    res['learning'] = bench_learning(4 if a.quick else 10, 2500 if a.quick else 5000, list(range(2 if a.quick else 4)))
-    res['economy'] = {'stand_in': economy_capture(settings, stand_in(0), 2 if a.quick else 8, 5000)}
+        res['coverage_deployed_model'] = {c: bench_coverage(list(range(4)), budget, batch, lambda seed: model,
+                                                            control=c, actions=esc) for c in ('held_out', 'untreated')}
+    res['learning'] = bench_learning(4 if a.quick else 10, 2500 if a.quick else 5000, list(range(2 if a.quick else 3)))
+    res['economy'] = {'stand_in': economy_capture(settings, stand_in(0), 2 if a.quick else 6, 5000)}
     if model is not None:
-        res['economy']['deployed_model'] = economy_capture(settings, model, 2 if a.quick else 8, 5000)
+        res['economy']['deployed_model'] = economy_capture(settings, model, 2 if a.quick else 6, 5000)
     for k, c in res['economy'].items():
         print(f"(c) {k}: capture {c['median_capture']:.3f} (batches {c['capture']}); old economy contact-all share of "
               f"the oracle {c['old_economy_contact_all_share_of_oracle']:.3f}", flush=True)

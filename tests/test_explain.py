@@ -91,7 +91,7 @@ def score(d, *args):
                    *args, cwd=d, env=cli_env())
 
 
-def test_score_reasons_end_to_end(stack_world):
+def test_score_reasons_end_to_end(stack_world, capsys):
     d, stack, ds = stack_world
     base = generate(1500, seed=8)[0].drop(columns='churned')
     base.to_csv(d/'base.csv', index=False)
@@ -104,12 +104,16 @@ def test_score_reasons_end_to_end(stack_world):
     assert (got.reason_1.str.split('=').str[0] == got.reason_1_feature).all()
     assert (got.reason_1_contribution.abs() >= got.reason_2_contribution.abs()).all()
     n = len(ds.schema.features)
-    r = score(d, '--data', d/'base.csv', '--out', d/'all.parquet', '--reasons', '--top-k', str(n + 5))
-    assert r.returncode == 0, r.stderr
+    from bayespilot.cli import main                                                   # the rest in process (quicker)
+    common = ['score', '--model', str(d/'deployed_pipeline.pkl'), '--data', str(d/'base.csv'), '--quiet', '--no-mlflow',
+              '--reports-dir', str(d/'reports')]
+    assert main([*common, '--out', str(d/'all.parquet'), '--reasons', '--top-k', str(n + 5)]) == 0
     full = pd.read_parquet(d/'all.parquet')
     total = full.base_value + full[[f'reason_{i}_contribution' for i in range(1, n + 1)]].fillna(0).sum(axis=1)
     assert np.abs(total - full.churn_probability).max() < 1e-9
     assert full.reason_1_feature.tolist() == got.reason_1_feature.tolist()             # chunking changes nothing
+    capsys.readouterr()
     for bad, msg in ((['--reasons', '--top-k', '-1'], 'top_k'), (['--top-k', '2'], '--top-k needs --reasons')):
-        r = score(d, '--data', d/'base.csv', '--out', d/'bad.csv', *bad)
-        assert r.returncode == 2 and msg in r.stderr and not (d/'bad.csv').exists(), r.stderr
+        assert main([*common, '--out', str(d/'bad.csv'), *bad]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and not (d/'bad.csv').exists(), err

@@ -122,7 +122,7 @@ class Forest:
         return out
 
 def block_arrays(f: Forest, count: np.ndarray) -> tuple:
-    "`walk_blocks`' arrays: feature, threshold (float32 rounded down for a forest), child pairs, value, leaf, roots, steps."
+    "The arrays of `walk_blocks`: feature, threshold (a forest's rounded down to float32), child pairs, leaf ..."
     node = np.arange(len(f.leaf))
     child = np.empty(2 * len(node), np.int32)
     child[0::2], child[1::2] = np.where(f.leaf, node, f.left), np.where(f.leaf, node, f.right)  # a leaf stays put

@@ -11,46 +11,53 @@ from .trees import NotCompiled
 
 # %% auto #0
 __all__ = ['extend_path', 'unwind_path', 'unwound_sum', 'tree_shap_tree', 'leaf_of', 'tree_shap_rows', 'TreeArrays', 'tree_depth',
-           'join_tree_arrays', 'forest_arrays', 'boosting_arrays', 'tree_arrays', 'tree_shap']
+           'live_nodes', 'join_tree_arrays', 'forest_arrays', 'boosting_arrays', 'tree_arrays', 'tree_shap']
 
 # %% ../nbs/13b_treeshap.ipynb #5a1da6a1
 @numba.njit(cache=True, nogil=True)
-def extend_path(feat, zero, one, pw, o, d, z, w, f):
+def extend_path(feat, zero, one, pw, o, d, z, w, f, inv):
     "Add a split on feature `f` (cover share `z`, row share `w`) at depth `d` of the path at offset `o`."
     feat[o + d], zero[o + d], one[o + d] = f, z, w
     pw[o + d] = 1.0 if d == 0 else 0.0
+    r = inv[d + 1]                                  # inv[j] = 1 / j: no division in the inner loops
     for i in range(d - 1, -1, -1):
-        pw[o + i + 1] += w * pw[o + i] * (i + 1) / (d + 1)
-        pw[o + i] = z * pw[o + i] * (d - i) / (d + 1)
+        pw[o + i + 1] += w * pw[o + i] * (i + 1) * r
+        pw[o + i] = z * pw[o + i] * (d - i) * r
 
 @numba.njit(cache=True, nogil=True)
-def unwind_path(feat, zero, one, pw, o, d, k):
+def unwind_path(feat, zero, one, pw, o, d, k, inv):
     "Remove the split at position `k` from the path at offset `o` of depth `d`."
     w, z, nxt = one[o + k], zero[o + k], pw[o + d]
-    for i in range(d - 1, -1, -1):
-        if w != 0:
+    if w != 0:
+        iw = 1.0 / w
+        for i in range(d - 1, -1, -1):
             tmp = pw[o + i]
-            pw[o + i] = nxt * (d + 1) / ((i + 1) * w)
-            nxt = tmp - pw[o + i] * z * (d - i) / (d + 1)
-        else: pw[o + i] = pw[o + i] * (d + 1) / (z * (d - i))
+            pw[o + i] = nxt * (d + 1) * inv[i + 1] * iw
+            nxt = tmp - pw[o + i] * z * (d - i) * inv[d + 1]
+    else:
+        iz = 1.0 / z
+        for i in range(d - 1, -1, -1): pw[o + i] = pw[o + i] * (d + 1) * iz * inv[d - i]
     for i in range(k, d):
         feat[o + i], zero[o + i], one[o + i] = feat[o + i + 1], zero[o + i + 1], one[o + i + 1]
 
 @numba.njit(cache=True, nogil=True)
-def unwound_sum(zero, one, pw, o, d, k):
+def unwound_sum(zero, one, pw, o, d, k, inv):
     "Total subset weight of the path at offset `o` (depth `d`) with the split at position `k` taken out."
     w, z, nxt, total = one[o + k], zero[o + k], pw[o + d], 0.0
-    for i in range(d - 1, -1, -1):
-        if w != 0:
-            tmp = nxt * (d + 1) / ((i + 1) * w)
+    if w != 0:
+        iw = 1.0 / w
+        for i in range(d - 1, -1, -1):
+            tmp = nxt * (d + 1) * inv[i + 1] * iw
             total += tmp
-            nxt = pw[o + i] - tmp * z * ((d - i) / (d + 1))
-        elif z != 0: total += (pw[o + i] / z) / ((d - i) / (d + 1))
+            nxt = pw[o + i] - tmp * z * (d - i) * inv[d + 1]
+    elif z != 0:
+        iz = 1.0 / z
+        for i in range(d - 1, -1, -1): total += pw[o + i] * iz * (d + 1) * inv[d - i]
     return total
 
 # %% ../nbs/13b_treeshap.ipynb #4e04b39c
 @numba.njit(cache=True, nogil=True)
-def tree_shap_tree(x, phi, root, fe, th, le, ri, dl, cv, va, feat, zero, one, pw, stack_i, stack_f):
+def tree_shap_tree(x, phi, root, fe, th, le, ri, dl, cv, va, live, feat, zero, one, pw, stack_i, stack_f, inv):
     "Algorithm 2 on the tree at `root` for row `x`: each feature's exact share of the leaf values, added to `phi`."
     top = 0                                           # a pending node: node, parent path offset, depth, feature ...
     stack_i[0, 0], stack_i[0, 1], stack_i[0, 2], stack_i[0, 3] = root, 0, 0, -1
@@ -62,10 +69,10 @@ def tree_shap_tree(x, phi, root, fe, th, le, ri, dl, cv, va, feat, zero, one, pw
         n = o + d + 1                                 # this node's path starts after its parent's
         for i in range(d + 1):
             feat[n + i], zero[n + i], one[n + i], pw[n + i] = feat[o + i], zero[o + i], one[o + i], pw[o + i]
-        extend_path(feat, zero, one, pw, n, d, pz, po, pf)
+        extend_path(feat, zero, one, pw, n, d, pz, po, pf, inv)
         if le[node] < 0:
             for i in range(1, d + 1):
-                phi[feat[n + i]] += unwound_sum(zero, one, pw, n, d, i) * (one[n + i] - zero[n + i]) * va[node]
+                phi[feat[n + i]] += unwound_sum(zero, one, pw, n, d, i, inv) * (one[n + i] - zero[n + i]) * va[node]
             continue
         f, v = fe[node], x[fe[node]]
         hot = dl[node] if v != v else (le[node] if v <= th[node] else ri[node])
@@ -74,9 +81,10 @@ def tree_shap_tree(x, phi, root, fe, th, le, ri, dl, cv, va, feat, zero, one, pw
         while k <= d and feat[n + k] != f: k += 1
         if k <= d:                                    # the feature split before on this path: undo that split
             iz, io = zero[n + k], one[n + k]
-            unwind_path(feat, zero, one, pw, n, d, k)
+            unwind_path(feat, zero, one, pw, n, d, k, inv)
             d -= 1
         for child, share in ((cold, 0.0), (hot, io)):  # the hot child is walked first
+            if not live[child]: continue              # only zero-valued leaves below: they add exactly nothing
             top += 1
             stack_i[top, 0], stack_i[top, 1], stack_i[top, 2], stack_i[top, 3] = child, n, d + 1, f
             stack_f[top, 0], stack_f[top, 1] = cv[child] / cv[node] * iz, share
@@ -90,15 +98,18 @@ def leaf_of(x, node, fe, th, le, ri, dl):
     return node
 
 @numba.njit(cache=True, nogil=True)
-def tree_shap_rows(X, fe, th, le, ri, dl, cv, va, roots, depth):
+def tree_shap_rows(X, fe, th, le, ri, dl, cv, va, live, roots, depth):
     "Path-dependent TreeSHAP of every row of `X` over the trees at `roots`, and each row's sum of leaf values."
     n, size = X.shape[0], (depth + 3) * (depth + 4) // 2
     phi, total = np.zeros((n, X.shape[1])), np.zeros(n)
     feat, zero, one, pw = np.zeros(size, np.int64), np.zeros(size), np.zeros(size), np.zeros(size)
     stack_i, stack_f = np.zeros((2 * depth + 4, 4), np.int64), np.zeros((2 * depth + 4, 2))
+    inv = 1.0 / np.maximum(np.arange(depth + 4.0), 1.0)
     for r in range(n):
         for t in roots:
-            tree_shap_tree(X[r], phi[r], t, fe, th, le, ri, dl, cv, va, feat, zero, one, pw, stack_i, stack_f)
+            if live[t]:
+                tree_shap_tree(X[r], phi[r], t, fe, th, le, ri, dl, cv, va, live, feat, zero, one, pw, stack_i,
+                               stack_f, inv)
             total[r] += va[leaf_of(X[r], t, fe, th, le, ri, dl)]
     return phi, total
 
@@ -108,6 +119,7 @@ class TreeArrays:
     "All trees of a model as flat node arrays with covers; margin = offset + scale * sum of leaf values."
     feature: np.ndarray; threshold: np.ndarray; left: np.ndarray; right: np.ndarray; default: np.ndarray
     cover: np.ndarray; value: np.ndarray; roots: np.ndarray; depth: int; float32: bool; scale: float; offset: float
+    live: np.ndarray = None   # a node with a non-zero leaf below it (the others are skipped: they add 0)
 
     def expected(self) -> float:
         "The base value: each tree's cover-weighted mean leaf value, summed, scaled and offset."
@@ -120,7 +132,7 @@ class TreeArrays:
         X = np.asarray(X, dtype=np.float64)
         if self.float32: X = X.astype(np.float32).astype(np.float64)   # a forest compares in float32
         phi, tot = tree_shap_rows(np.ascontiguousarray(X), self.feature, self.threshold, self.left, self.right,
-                                  self.default, self.cover, self.value, self.roots, self.depth)
+                                  self.default, self.cover, self.value, self.live, self.roots, self.depth)
         return phi * self.scale, self.offset + tot * self.scale
 
 def tree_depth(left: np.ndarray, right: np.ndarray) -> int:
@@ -132,14 +144,22 @@ def tree_depth(left: np.ndarray, right: np.ndarray) -> int:
         depth[left[i]] = depth[right[i]] = depth[i] + 1; todo += [int(left[i]), int(right[i])]
     return best
 
+def live_nodes(left: np.ndarray, right: np.ndarray, value: np.ndarray, depth: int) -> np.ndarray:
+    "Nodes with at least one leaf of non-zero value below them (or that are one)."
+    live, inner = (left < 0) & (value != 0), np.flatnonzero(left >= 0)
+    for _ in range(depth): live[inner] = live[left[inner]] | live[right[inner]]
+    return live
+
 def join_tree_arrays(trees: list[dict], float32: bool, scale: float = 1.0, offset: float = 0.0) -> TreeArrays:
     "One `TreeArrays` from per-tree dicts of node arrays (local child indices, -1 below a leaf)."
     offs = np.cumsum([0] + [len(t['left']) for t in trees[:-1]]).astype(np.int64)
     glob = lambda k: np.concatenate([np.where(t[k] < 0, -1, t[k] + o) for t, o in zip(trees, offs)]).astype(np.int64)
     cat = lambda k, dt: np.concatenate([np.asarray(t[k], dtype=dt) for t in trees])
-    return TreeArrays(np.maximum(cat('feature', np.int64), 0), cat('threshold', np.float64), glob('left'),
-                      glob('right'), glob('default'), cat('cover', np.float64), cat('value', np.float64), offs,
-                      max(tree_depth(t['left'], t['right']) for t in trees), float32, float(scale), float(offset))
+    ta = TreeArrays(np.maximum(cat('feature', np.int64), 0), cat('threshold', np.float64), glob('left'),
+                    glob('right'), glob('default'), cat('cover', np.float64), cat('value', np.float64), offs,
+                    max(tree_depth(t['left'], t['right']) for t in trees), float32, float(scale), float(offset))
+    ta.live = live_nodes(ta.left, ta.right, ta.value, ta.depth)
+    return ta
 
 # %% ../nbs/13b_treeshap.ipynb #5389113e
 def forest_arrays(m: RandomForestClassifier) -> TreeArrays:

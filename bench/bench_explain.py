@@ -8,7 +8,7 @@ with a 200-tree random forest, whose exact path-dependent TreeSHAP dominates), a
 explainer costs when no deep forest is in the model. Each figure is the median of --repeat runs.
 Figures: reports/bench/explain.json (explain_quick.json with --quick).
 
-Usage: python bench/bench_explain.py [--quick] [--repeat 3] [--rows-deployed 300] [--rows-light 100000]
+Usage: python bench/bench_explain.py [--quick] [--repeat 3] [--rows-deployed 100] [--rows-light 10000]
 """
 import argparse, json, os, statistics, sys, tempfile, time
 from pathlib import Path
@@ -40,9 +40,12 @@ def light_stack(work: Path) -> Path:
 
 def base_file(work: Path, n: int) -> Path:
     "A fresh synthetic customer base of `n` rows as Parquet."
+    from bayespilot.data import read_table
     from bayespilot.synthetic import generate
-    p = work/f'base_{n}.parquet'
-    if not p.exists(): generate(n, seed=7)[0].drop(columns='churned').to_parquet(p)
+    p, csv = work/f'base_{n}.parquet', work/f'base_{n}.csv'
+    if not p.exists():
+        generate(n, seed=7)[0].drop(columns='churned').to_csv(csv, index=False)
+        read_table(csv).to_parquet(p)               # as the file holds it: blanks and '?' read as missing
     return p
 
 
@@ -86,8 +89,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--quick', action='store_true', help='small sizes, one run (a smoke test, not figures)')
     ap.add_argument('--repeat', type=int, default=3)
-    ap.add_argument('--rows-deployed', type=int, default=300, help='rows scored with the deployed (forest) model')
-    ap.add_argument('--rows-light', type=int, default=100_000, help='rows scored with the forest-free stack')
+    ap.add_argument('--rows-deployed', type=int, default=100, help='rows scored with the deployed (forest) model')
+    ap.add_argument('--rows-light', type=int, default=10_000, help='rows scored with the forest-free stack')
     a = ap.parse_args(argv)
     if a.quick: a.repeat, a.rows_deployed, a.rows_light = 1, 40, 5_000
     work = Path(tempfile.mkdtemp(prefix='bench-explain-'))

@@ -125,6 +125,7 @@ def main(argv=None):
     base = prepare(generate(a.rows, seed=7)[0], DataSettings()).X[feats]   # customers as `score` reads them
     rows = base.iloc[:a.latency_rows].to_dict('records')
     res = {'model': portable(model, tmp), 'cores': os.cpu_count(), 'threads': 1, 'repeats': a.repeats,
+           'load_average_at_start': [round(x, 1) for x in os.getloadavg()],
            'note': 'exact reasons for every member; throughput sizes differ by member because path-dependent '
                    'TreeSHAP costs O(trees x leaves x depth^2) per row', 'members': {}}
     for name, m in members(stack).items():
@@ -154,6 +155,7 @@ def main(argv=None):
                       'stack_score_rows_per_s': st['score_batch']['rows_per_s'],
                       'stack_row_extra_p50_us': st['row_extra_p50_us'],
                       'goal': 'score with reasons >= 50 000 rows/s; explain_row p50 <= 1 000 us above the scorer'}
+    res['load_average_at_end'] = [round(x, 1) for x in os.getloadavg()]
     name = 'reasons_quick' if a.quick else 'reasons'
     out = ROOT/'reports'/'bench'/f'{name}.json'
     out.write_text(json.dumps(res, indent=2) + '\n'); plot(res, out.with_suffix('.png'))

@@ -133,13 +133,16 @@ def medians(res: list[dict]) -> dict:
     return {k: statistics.median(r[k] for r in res) for k in res[0]} | {'runs': res}
 
 
-def paired_runs(port, paths: dict, bodies, a) -> dict:
+def paired_runs(port, paths: dict, bodies, a, fractions: dict) -> dict:
     """Sequential and concurrent figures for each of `paths` on one server, the paths taking turns within every run
-    (so that a change of machine load hits both alike); {name: {'sequential': medians, 'concurrent': medians}}."""
+    (so that a change of machine load hits both alike), each path with its share `fractions[name]` of the requests
+    (at least 10); {name: {'sequential': medians, 'concurrent': medians}}."""
     seq, con = {n: [] for n in paths}, {n: [] for n in paths}
+    size = lambda n, total: max(10, int(total * fractions.get(n, 1.0)))
     for _ in range(a.runs):
-        for n, p in paths.items(): seq[n].append(sequential(port, p, bodies[:a.sequential]))
-        for n, p in paths.items(): con[n].append(concurrent(port, p, bodies[:a.concurrent], a.concurrency))
+        for n, p in paths.items():
+            seq[n].append(sequential(port, p, bodies[:size(n, a.sequential)], warmup=min(100, size(n, a.sequential))))
+        for n, p in paths.items(): con[n].append(concurrent(port, p, bodies[:size(n, a.concurrent)], a.concurrency))
     return {n: {'sequential': medians(seq[n]), 'concurrent': medians(con[n])} for n in paths}
 
 
@@ -258,6 +261,8 @@ def main(argv=None):
     ap.add_argument('--model', help='artifact to serve (default: serving.model_path when it exists, else a scratch model)')
     ap.add_argument('--tracking-uri', help='MLflow store holding the registered model named in the card')
     ap.add_argument('--top-k', type=int, default=4, help='reasons per explained prediction (default 4)')
+    ap.add_argument('--explain-fraction', type=float, default=0.05, help='/predict?explain=true gets this share of the '
+                    'requests (exact TreeSHAP of the default deep forest takes about 0.3 s per request)')
     a = ap.parse_args(argv)
     if a.quick: a.runs, a.sequential, a.concurrent = 1, 200, 400
     work = Path(tempfile.mkdtemp(prefix='bench-serving-'))
@@ -291,7 +296,7 @@ def main(argv=None):
                 f = a.mlflow_fraction if name == 'mlflow' else 1.0
                 if name == 'bayespilot':    # /predict and /predict?explain=true on the same server, runs interleaved
                     paths = {'bayespilot': path, 'bayespilot_explain': f'{path}?explain=true&top_k={a.top_k}'}
-                    res['servers'] |= paired_runs(port, paths, bs, a)
+                    res['servers'] |= paired_runs(port, paths, bs, a, {'bayespilot_explain': a.explain_fraction})
                     print(json.dumps({k: v for k, v in res['servers']['bayespilot_explain']['sequential'].items()
                                       if k != 'runs'}), '(explain)', flush=True)
                 else:
@@ -302,16 +307,16 @@ def main(argv=None):
                     info = httpx.get(srv.base + '/model').json()
                     res['servers'][name]['fast_path'] = info['fast_path']; res['servers'][name]['fast_path_reason'] = info['fast_path_reason']
                     batch = json.dumps({'customers': rows[:1000]}).encode()
-                    def batch_run(route='/predict/batch'):
-                        ts = []
-                        with httpx.Client(base_url=srv.base, timeout=120) as c:
-                            for _ in range(3 if a.quick else 10):
-                                t = time.perf_counter(); c.post(route, content=batch, headers={'content-type': 'application/json'}).raise_for_status()
+                    def batch_run(route='/predict/batch', n=1000):
+                        ts, body = [], batch if n == 1000 else json.dumps({'customers': rows[:n]}).encode()
+                        with httpx.Client(base_url=srv.base, timeout=600) as c:
+                            for _ in range(3 if a.quick or n < 1000 else 10):
+                                t = time.perf_counter(); c.post(route, content=body, headers={'content-type': 'application/json'}).raise_for_status()
                                 ts.append(time.perf_counter() - t)
-                        return {'rows_per_s': 1000 / float(np.median(ts)), 'batch_ms_p50': float(np.median(ts) * 1000)}
+                        return {'rows_per_s': n / float(np.median(ts)), 'batch_ms_p50': float(np.median(ts) * 1000), 'rows': n}
                     res['servers'][name]['batch_1000'] = median_runs(batch_run, a.runs)
-                    res['servers']['bayespilot_explain']['batch_1000'] = median_runs(
-                        lambda: batch_run(f'/predict/batch?explain=true&top_k={a.top_k}'), a.runs)
+                    res['servers']['bayespilot_explain']['batch_1000'] = median_runs(   # explained: 100 rows
+                        lambda: batch_run(f'/predict/batch?explain=true&top_k={a.top_k}', 100), a.runs)
                     probe = httpx.post(srv.base + paths['bayespilot_explain'], content=bodies[0],
                                        headers={'content-type': 'application/json'}).json()
                     res['servers']['bayespilot_explain']['reasons_returned'] = 'reasons' in probe  # else: in warnings

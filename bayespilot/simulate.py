@@ -15,13 +15,14 @@ from .profit import policy_actions
 from .holdout import holdout_arm
 from .policy import Policy, apply_policy, make_policy, next_policy, thompson_settings
 from .synthetic import generate
-from .world import (World, decide_round, earned, effective_gamma, oracle_actions, round_outcomes, true_ev,
+from .world import (World, decide_round, earned, oracle_actions, round_outcomes, true_ev,
                               untargeted_actions, world_from_settings, world_gammas)
 
 # %% auto #0
 __all__ = ['CONTROLS', 'REFERENCES', 'parse_rates', 'parse_prior', 'Scenario', 'scenario', 'first_policy', 'round_settings',
            'fixed_settings', 'knowing_settings', 'round_rng', 'round_customers', 'round_posteriors', 'next_actions',
-           'score_round', 'gamma_record', 'run_round', 'simulate_rounds', 'with_regret', 'rounds_to_reach']
+           'score_round', 'gamma_record', 'learning_data', 'target_gamma', 'run_round', 'rec_count', 'simulate_rounds',
+           'with_regret', 'rounds_to_reach']
 
 # %% ../nbs/20h_simulate.ipynb #2277a6af
 def _pairs(text: str, flag: str) -> list[tuple[str, str]]:
@@ -73,6 +74,7 @@ class Scenario:
     seed: int = 0
     control: str = 'held_out'   # the customers gamma is learned against: 'held_out' (randomized) or 'untreated'
     references: bool = True     # False: score only the learning policy (faster; for benchmarks of the posterior)
+    pooled: bool = True         # learn from every outcome so far from the first prior (False: this round's only)
 
 def scenario(settings: Settings, rounds=None, batch=None, seed=None, true_gamma=None, holdout=None,
              exploration=None) -> Scenario:
@@ -168,8 +170,21 @@ def gamma_record(a: str, policy: Policy, post: dict | None, true: float, level: 
                   'calibration': {k: post['calibration'][k] for k in ('a', 'b')}}
 
 # %% ../nbs/20h_simulate.ipynb #536c438d
-def run_round(scn: Scenario, r: int, policy: Policy, first: Policy, predict) -> tuple[dict, dict]:
-    "Round r under `policy`: customers, decisions, outcomes, posteriors; (the round's record, the posteriors)."
+def learning_data(dec: pd.DataFrame, out: pd.DataFrame, p_true, gammas) -> pd.DataFrame:
+    "What a round leaves to learn from: p, action, holdout, churned, and each row's true p and p * gamma (the target)."
+    a = dec['action'].cat.codes.to_numpy()
+    g = np.c_[np.zeros(len(a)), gammas][np.arange(len(a)), a]
+    return pd.DataFrame({'p': dec['p'].to_numpy(float), 'action': dec['action'], 'holdout': dec['holdout'].to_numpy(),
+                         'churned': out['churned'].to_numpy(), 'p_true': p_true, 'p_gamma': p_true * g})
+
+def target_gamma(data: pd.DataFrame, a: str):
+    "The success rate the outcomes of action `a` measure: sum of p * gamma over sum of p of its treated (None: none)."
+    m = (data['action'] == a).to_numpy()
+    return float(data['p_gamma'][m].sum() / data['p_true'][m].sum()) if m.any() else None
+
+def run_round(scn: Scenario, r: int, policy: Policy, first: Policy, predict,
+              history=()) -> tuple[dict, dict, pd.DataFrame]:
+    "Round r under `policy`: customers, decisions, outcomes, posteriors; (record, posteriors, learning data)."
     ds, world = scn.decision, scn.world
     customers, p_true = round_customers(scn, r)
     v, p = customers['clv'].to_numpy(float), np.asarray(predict(customers, p_true), dtype=float)
@@ -179,24 +194,31 @@ def run_round(scn: Scenario, r: int, policy: Policy, first: Policy, predict) -> 
     arm = holdout_arm(customers['customer_id'], ds_r.experiment, ds_r.holdout_share)
     dec = decide_round(p, v, None, ds_r, arm)
     out = round_outcomes(dec['action'], p_true, v, gam, world, ds_r, round_rng(scn.seed, r, 1))
-    post = round_posteriors(dec, out['churned'], policy, ds.credible_level, scn.control)
-    eff = effective_gamma(p_true, gam, dec['action'])
+    frame = learning_data(dec, out, p_true, gam)
+    data = pd.concat([*history, frame], ignore_index=True) if scn.pooled and len(history) else frame
+    post = round_posteriors(data, data['churned'], first if scn.pooled else policy, ds.credible_level, scn.control)
+    truth = lambda a: world.gamma[a] if target_gamma(data, a) is None else target_gamma(data, a)
     count = lambda s: {a: int((s == a).sum()) for a in CONTACT_ACTIONS}
     rec = {'round': r, 'policy_version': policy.version, 'customers': len(p), 'contacted': count(dec['action']),
            'held_out': count(dec.loc[dec['holdout'], 'policy_action']), 'churn_rate': float(out['churned'].mean()),
            'profit': {'learning': earned(tev, dec['action']),
                       **(score_round(scn, r, customers, p, tev, first, arm) if scn.references else {})},
            'realised_profit': float(out['profit'].sum()),
-           'gamma': {a: gamma_record(a, policy, post[a], world.gamma[a] if eff[a] is None else eff[a],
-                                     ds.credible_level) for a in CONTACT_ACTIONS}}
-    return rec, post
+           'gamma': {a: gamma_record(a, policy, post[a], truth(a), ds.credible_level)
+                     | {'treated_this_round': rec_count(dec, a)} for a in CONTACT_ACTIONS}}
+    return rec, post, frame
+
+def rec_count(dec: pd.DataFrame, a: str) -> int:
+    "Customers treated with action `a` in this round."
+    return int((dec['action'] == a).sum())
 
 # %% ../nbs/20h_simulate.ipynb #bd3a87ef
 def simulate_rounds(scn: Scenario, predict, first: Policy, progress: bool = False) -> dict:
     "All rounds of `scn` from policy `first`: {'rounds': records with regret, 'policies': every version}."
-    policies, records, policy = [first], [], first
+    policies, records, policy, history = [first], [], first, []
     for r in tqdm(range(1, scn.rounds + 1), desc='simulating', unit=' round', disable=not progress, file=sys.stderr):
-        rec, post = run_round(scn, r, policy, first, predict)
+        rec, post, frame = run_round(scn, r, policy, first, predict, history)
+        history.append(frame)
         evidence = {a: {k: g[k] for k in ('posterior_mean', 'posterior_interval', 'n_treated', 'n_untreated')}
                     for a, g in rec['gamma'].items()} | {'round': r}
         policy = next_policy(policy, next_actions(policy, post), evidence,

@@ -32,7 +32,8 @@ def final_gamma(records: list) -> dict:
         out[a] = {'mean': g['posterior_mean'], 'interval': [lo, hi], 'true': g['true'],
                   'covered': lo <= g['true'] <= hi,
                   'prior_mean': records[0]['gamma'][a]['prior_mean'],
-                  'n_treated': int(sum(r['gamma'][a]['n_treated'] for r in records))}
+                  'n_treated': int(sum(r['gamma'][a].get('treated_this_round', r['gamma'][a]['n_treated'])
+                                       for r in records))}
     return out
 
 def policy_totals(records: list) -> dict:

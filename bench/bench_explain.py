@@ -10,7 +10,7 @@ Figures: reports/bench/explain.json (explain_quick.json with --quick).
 
 Usage: python bench/bench_explain.py [--quick] [--repeat 3] [--rows-deployed 100] [--rows-light 10000]
 """
-import argparse, json, os, statistics, sys, tempfile, time
+import argparse, json, os, shutil, statistics, sys, tempfile, time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -94,6 +94,12 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.quick: a.repeat, a.rows_deployed, a.rows_light = 1, 40, 5_000
     work = Path(tempfile.mkdtemp(prefix='bench-explain-'))
+    try: return run(a, work)
+    finally: shutil.rmtree(work, ignore_errors=True)
+
+
+def run(a, work: Path) -> int:
+    "Every measurement, in `work`; writes the JSON."
     deployed = ROOT/'models'/'artifacts'/'deployed_pipeline.pkl'
     res = {'config': {'repeat': a.repeat, 'cpus': os.cpu_count(), 'load_average_at_start': list(os.getloadavg()),
                       'top_k': 4}, 'score': {}}

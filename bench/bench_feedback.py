@@ -77,14 +77,16 @@ def decided(rec, a):
     return rec['contacted'][a] + rec['held_out'][a]
 
 
-def until_decided(s, a, budget, batch, seed, predict, control, max_rounds):
+def until_decided(s, a, budget, batch, seed, predict, control, max_rounds, pooled=True):
     "Rounds of `batch` until `budget` customers were decided for action `a` (or `max_rounds`); the records."
     recs, n = [], 0
-    scn = replace(scenario(s, rounds=max_rounds, batch=batch, seed=seed), control=control, references=False)
+    scn = replace(scenario(s, rounds=max_rounds, batch=batch, seed=seed), control=control, references=False,
+                  pooled=pooled)
     first = policy = first_policy(scn.decision, seed)
+    history = []
     for r in range(1, max_rounds + 1):
-        rec, post = run_round(scn, r, policy, first, predict)
-        recs.append(rec); n += decided(rec, a)
+        rec, post, frame = run_round(scn, r, policy, first, predict, history)
+        recs.append(rec); history.append(frame); n += decided(rec, a)
         if n >= budget: break
         key = f"simulate-s{seed}-{policy.version + 1:04d}"
         policy = next_policy(policy, next_actions(policy, post), experiment=key)
@@ -92,7 +94,7 @@ def until_decided(s, a, budget, batch, seed, predict, control, max_rounds):
 
 
 def bench_coverage(seeds, budget, batch, predict_for, control='held_out', max_rounds=20, actions=CONTACT_ACTIONS,
-                   cases=((0.3, 0.1), (0.1, 0.3)), weight=20.0):
+                   cases=((0.3, 0.1), (0.1, 0.3)), weight=20.0, pooled=True):
     "(a): per action alone (the other off) and (prior, truth), the share of seeds whose 90 % interval covers the truth."
     out = {}
     for a in actions:
@@ -101,7 +103,7 @@ def bench_coverage(seeds, budget, batch, predict_for, control='held_out', max_ro
             s = wrong_prior(None, prior, truth, {other: 0, a: None}, (a,), weight)
             hits, means, widths, ns, rounds = [], [], [], [], []
             for seed in seeds:
-                recs, n = until_decided(s, a, budget, batch, seed, predict_for(seed), control, max_rounds)
+                recs, n = until_decided(s, a, budget, batch, seed, predict_for(seed), control, max_rounds, pooled)
                 g = recs[-1]['gamma'][a]
                 lo, hi = g['posterior_interval']
                 hits.append(lo <= g['true'] <= hi); means.append(g['posterior_mean']); widths.append(hi - lo)
@@ -111,7 +113,7 @@ def bench_coverage(seeds, budget, batch, predict_for, control='held_out', max_ro
                 'median_posterior_mean': float(np.median(means)),
                 'median_interval_width': float(np.median(widths)), 'median_decided': float(np.median(ns)),
                 'median_rounds': float(np.median(rounds)), 'goal': 0.85, 'goal_met': bool(np.mean(hits) >= 0.85)}
-            print(f"  (a) {control}, weight {weight:g}, {a}, prior {prior}, true {truth}: coverage "
+            print(f"  (a) {control}, {'pooled' if pooled else 'chained'}, weight {weight:g}, {a}, prior {prior}, true {truth}: coverage "
                   f"{np.mean(hits):.3f}, median mean {np.median(means):.3f}, {np.median(ns):.0f} decided in "
                   f"{np.median(rounds):.0f} rounds", flush=True)
     return out
@@ -216,7 +218,8 @@ def main(argv=None):
     res['coverage_diagnostics'] = {
         'right_prior': bench_coverage(few, budget, batch, stand_in, actions=esc, cases=((0.1, 0.1), (0.3, 0.3))),
         'wrong_prior_weight_4': bench_coverage(few, budget, batch, stand_in, actions=esc, weight=4.0),
-        'untreated_control': bench_coverage(few, budget, batch, stand_in, control='untreated', actions=esc)}
+        'untreated_control': bench_coverage(few, budget, batch, stand_in, control='untreated', actions=esc),
+        'chained_update': bench_coverage(few, budget, batch, stand_in, pooled=False)}
     res['coverage'] = bench_coverage(seeds, budget, batch, stand_in)
     settings = load_settings(ROOT / 'configs' / 'default.toml')
     model = deployed(settings)

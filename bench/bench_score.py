@@ -234,22 +234,29 @@ def main(argv=None):
     import numpy as np, pandas as pd
     res = {'model': portable(model, tmp), 'capacity': CAPACITY, 'chunk_rows': 100_000, 'cores': os.cpu_count(),
            'repeat': reps, 'load_average_start': os.getloadavg(), 'generation_seconds': {}, 'runs': []}
+    out = ROOT/'reports'/'bench'/(f'{a.name}_quick.json' if a.quick else f'{a.name}.json')
+    save = lambda: out.write_text(json.dumps(res, indent=2) + '\n')   # after every stage: a cut run keeps its figures
     files = {}
-    for n in sorted(set(sizes + ([a.spark_rows] if not a.no_spark else []))):
-        t = time.perf_counter(); files[n] = base_files(n, tmp)
-        res['generation_seconds'][str(n)] = round(time.perf_counter() - t, 1)
-        print(f'{n:,} rows generated in {time.perf_counter() - t:.0f} s', flush=True)
-    for n in sizes:
+    def base(n):
+        "The base of `n` rows, generated on first use (its generation time recorded)."
+        if n not in files:
+            t = time.perf_counter(); files[n] = base_files(n, tmp)
+            res['generation_seconds'][str(n)] = round(time.perf_counter() - t, 1)
+            print(f'{n:,} rows generated in {time.perf_counter() - t:.0f} s', flush=True)
+        return files[n]
+    def local_runs(n):
+        "Median of `reps` scoring runs of `n` rows (one above 1 M), CSV and Parquet."
         for kind in ('csv', 'parquet'):
-            runs = [run_rss(RUN_SCORE, files[n][kind], tmp/f'out_{n}_{kind}.parquet', model, tmp/'reports', CAPACITY)
+            runs = [run_rss(RUN_SCORE, base(n)[kind], tmp/f'out_{n}_{kind}.parquet', model, tmp/'reports', CAPACITY)
                     for _ in range(1 if n > 1_000_000 else reps)]
             s = median_runs(runs)
             res['runs'].append({'engine': 'local', 'input': kind, 'rows': n, 'runs': len(runs), 'seconds': s['seconds'],
                                 'rows_per_s': s['rows_per_s'], 'all_rows_per_s': s['all_rows_per_s'],
                                 'peak_rss_mib': s['max_peak_rss_mib'], 'load_seconds': s['load_seconds'],
                                 'counts': s['counts'], 'expected_profit': s['expected_profit']})
-            print(res['runs'][-1], flush=True)
-    bs = [run_rss(RUN_BASELINE, model, files[main_n]['features'], tmp/'baseline_p.npy') for _ in range(reps)]
+            print(res['runs'][-1], flush=True); save()
+    for n in sorted(x for x in sizes if x <= 1_000_000): local_runs(n)
+    bs = [run_rss(RUN_BASELINE, model, base(main_n)['features'], tmp/'baseline_p.npy') for _ in range(reps)]
     b = median_runs(bs)
     res['baseline'] = {'what': 'deployed pipeline predict_proba (in memory, probabilities only)', 'rows': main_n,
                        'runs': len(bs), 'rows_per_s': round(b['rows_per_s']), 'all_rows_per_s':
@@ -259,17 +266,17 @@ def main(argv=None):
     res['speedup_vs_predict_proba'] = {k: round(r['rows_per_s'] / b['rows_per_s'], 2) for k, r in local.items()}
     got = pd.read_parquet(tmp/f'out_{main_n}_parquet.parquet', columns=['churn_probability'])['churn_probability']
     res['max_abs_dp_vs_predict_proba'] = float(np.abs(got.to_numpy() - np.load(tmp/'baseline_p.npy')).max())
-    print('baseline', res['baseline'], 'speed-up', res['speedup_vs_predict_proba'],
+    save(); print('baseline', res['baseline'], 'speed-up', res['speedup_vs_predict_proba'],
           'max |dp|', res['max_abs_dp_vs_predict_proba'], flush=True)
     n0 = min(sizes, key=lambda x: abs(x - 100_000))
-    res['profile'] = run_rss(RUN_PROFILE, model, files[n0]['csv'], files[n0]['parquet'], reps)
+    res['profile'] = run_rss(RUN_PROFILE, model, base(n0)['csv'], base(n0)['parquet'], reps)
     res['profile'].pop('lines', None)
-    print('profile', json.dumps(res['profile']), flush=True)
+    print('profile', json.dumps(res['profile']), flush=True); save()
     if not a.no_spark:
         n = a.spark_rows
-        loc = median_runs([run_rss(RUN_SCORE, files[n]['parquet'], tmp/f'local_{n}.parquet', model, tmp/'reports',
+        loc = median_runs([run_rss(RUN_SCORE, base(n)['parquet'], tmp/f'local_{n}.parquet', model, tmp/'reports',
                                    CAPACITY) for _ in range(reps)])
-        sp = run_rss(RUN_SPARK, files[n]['parquet'], tmp/f'spark_{n}', model, tmp/'reports', CAPACITY, a.spark_batches)
+        sp = run_rss(RUN_SPARK, base(n)['parquet'], tmp/f'spark_{n}', model, tmp/'reports', CAPACITY, a.spark_batches)
         lo = pd.read_parquet(tmp/f'local_{n}.parquet', columns=['customer_id', 'action'])
         by_batch = {}
         for s in sp['lines']:
@@ -279,7 +286,7 @@ def main(argv=None):
             by_batch[str(s['batch'])] = {'rows_per_s': round(n / s['wall_seconds']), 'seconds': round(s['wall_seconds'], 1),
                                          'stages_seconds': s.get('spark_seconds'), 'identical_decisions': same,
                                          'counts': s['counts']}
-        udf = run_rss(RUN_SPARK_UDF, model, files[n]['features'], tmp)
+        udf = run_rss(RUN_SPARK_UDF, model, base(n)['features'], tmp)
         best = max(by_batch.values(), key=lambda r: r['rows_per_s'])
         res['spark'] = {'master': 'local[2]', 'rows': n, 'score_rows_per_s': best['rows_per_s'],
                         'by_arrow_batch': by_batch, 'spark_udf_rows_per_s': round(udf['rows_per_s']),
@@ -290,9 +297,9 @@ def main(argv=None):
                                 'Parquet out; Spark start-up (session, first job) outside every timed region; the '
                                 'pipeline is broadcast and compiled once per Python worker'}
         print('spark', res['spark'], flush=True)
+    for n in sorted(x for x in sizes if x > 1_000_000): local_runs(n)    # 5 M last: the headline figures first
     res['load_average_end'] = os.getloadavg()
-    out = ROOT/'reports'/'bench'/(f'{a.name}_quick.json' if a.quick else f'{a.name}.json')
-    out.write_text(json.dumps(res, indent=2) + '\n'); print(f'figures: {portable(out)}')
+    save(); print(f'figures: {portable(out)}')
     plot(res, out.with_suffix('.png')); print(f'plot: {portable(out.with_suffix(".png"))}')
 
 

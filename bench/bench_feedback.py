@@ -113,7 +113,8 @@ def bench_coverage(seeds, budget, batch, predict_for, control='held_out', max_ro
                 'median_posterior_mean': float(np.median(means)),
                 'median_interval_width': float(np.median(widths)), 'median_decided': float(np.median(ns)),
                 'median_rounds': float(np.median(rounds)), 'goal': 0.85, 'goal_met': bool(np.mean(hits) >= 0.85)}
-            print(f"  (a) {control}, {'pooled' if pooled else 'chained'}, weight {weight:g}, {a}, prior {prior}, true {truth}: coverage "
+            print(f"  (a) {control}, {'pooled' if pooled else 'chained'}, weight {weight:g}, {a}, prior {prior}, "
+                  f"true {truth}: coverage "
                   f"{np.mean(hits):.3f}, median mean {np.median(means):.3f}, {np.median(ns):.0f} decided in "
                   f"{np.median(rounds):.0f} rounds", flush=True)
     return out

@@ -96,8 +96,8 @@ def plot(res: dict, path: Path):
         ax.bar(len(names) + 0.2, res['bounded_rf']['explain_row']['p50_us'], 0.4, color='tab:green',
                label=f"RF bounded to depth {res['bounded_rf']['max_depth']}")
         names = names + [f"RF depth {res['bounded_rf']['max_depth']}"]
-    ax.set_xticks(range(len(names)), [f'{n}\n({kind_of(n)})' if not n.startswith('RF depth') else n for n in names],
-                  fontsize=8)
+    label = lambda n: n.replace('_', '\n') + ('' if n.startswith('RF depth') else f' ({kind_of(n)})')
+    ax.set_xticks(range(len(names)), [label(n) for n in names], fontsize=7)
     ax.set_yscale('log'); ax.set_ylabel('p50 µs per row'); ax.legend(fontsize=8)
     ax.set_title('Reason codes: per-row cost on the default deployed stack')
     fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)

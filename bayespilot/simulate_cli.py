@@ -25,10 +25,10 @@ writes: OUT/summary.json, simulate.png, policies.png, report.md, report.html, po
 exit codes: 0 done; 2 bad input (a flag, the config, a missing or tampered model): one message, nothing written"""
 
 SIMULATE_HELP = "run decide-observe-update rounds in a synthetic world whose truth is known"
-SIMULATE_DESCRIPTION = ("Each round: new synthetic customers with their true churn probabilities, decisions by the deployed "
-                        "model and the current policy (capacity and holdout), outcomes drawn under the true success "
-                        "rate of each action, the Bayesian update of each rate, the next policy version. Deterministic "
-                        "per seed. Defaults come from the config's [simulate] section.")
+SIMULATE_DESCRIPTION = ("Each round: new synthetic customers with their true churn probabilities, decisions by the "
+                        "deployed model and the current policy (capacity and holdout), outcomes drawn under the true "
+                        "success rate of each action, the Bayesian update of each rate, the next policy version. "
+                        "Deterministic per seed. Defaults come from the config's [simulate] section.")
 
 def add_simulate(sub, formatter_class=argparse.HelpFormatter) -> argparse.ArgumentParser:
     "The `simulate` subcommand of `bayespilot`."

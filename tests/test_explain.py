@@ -1,6 +1,6 @@
 """Reason codes end to end (issue 14): `/predict?explain=true` on a live uvicorn server (the reasons, their exact sum,
-422 for a bad `top_k`, the reasons and audit fields in the log line, a model kind the explainer does not cover) and
-`bayespilot score --reasons` through the installed command."""
+422 for a bad `top_k`, the reasons and audit fields in the log line), a model kind the explainer does not cover (in
+process), and `bayespilot score --reasons` through the installed command."""
 import json
 import httpx
 import numpy as np, pandas as pd
@@ -73,15 +73,20 @@ def test_predict_reasons_add_up_and_are_logged(stack_world):
         assert line['policy_version'] and line['audit'] and line['action'] in ('monitor', 'review', 'escalate')
 
 
-def test_model_not_covered_still_answers(tmp_path, stack_world):
+def test_model_not_covered_still_answers(tmp_path, stack_world, monkeypatch):
     _, _, ds = stack_world
     sgd = make_pipeline(ds.schema, None, SGDClassifier(loss='log_loss', random_state=0)).fit(ds.X, ds.y)
     save_model(sgd, ds.schema, tmp_path/'deployed_pipeline.pkl', name='fixture-sgd')
-    with live_server(tmp_path/'deployed_pipeline.pkl', tmp_path/'pred.jsonl') as (base, _):
-        r = post(base, '/predict?explain=true', example_row(ds.X, 0))
+    from fastapi.testclient import TestClient                                         # in process: quicker
+    from bayespilot.api import create_app
+    from bayespilot.config import Settings
+    monkeypatch.delenv('BAYESPILOT_API_KEY', raising=False); monkeypatch.delenv('BAYESPILOT_METRICS_DIR', raising=False)
+    app = create_app(Settings(serving={'log_path': str(tmp_path/'pred.jsonl')}), tmp_path/'deployed_pipeline.pkl')
+    with TestClient(app) as c:
+        r = c.post('/predict?explain=true', json=example_row(ds.X, 0))
         assert r.status_code == 200 and 'reasons' not in r.json()
         assert any(w.startswith('reasons not available: this model kind is not covered') for w in r.json()['warnings'])
-        info = httpx.get(base + '/model').json()
+        info = c.get('/model').json()
         assert info['reasons'] is False and 'SGDClassifier' in info['reasons_reason']
 
 

@@ -208,8 +208,8 @@ def plot(res: dict, path: Path) -> None:
     bl = res['baseline']
     a.plot([bl['rows']], [bl['seconds']], 'kx', ms=10, label='predict_proba (in memory)')
     b.plot([bl['rows']], [bl['peak_rss_mib']], 'kx', ms=10, label='predict_proba (in memory)')
-    a.set(xscale='log', yscale='log', xlabel='customers', ylabel='seconds (median)', title='time grows linearly')
-    b.set(xscale='log', xlabel='customers', ylabel='peak RSS (MiB)', title='memory stays flat (chunks of 100 000)')
+    a.set(xscale='log', yscale='log', xlabel='customers', ylabel='seconds (median)', title='scoring time (load excluded)')
+    b.set(xscale='log', xlabel='customers', ylabel='peak RSS (MiB)', title='peak RSS (chunks of 100 000 rows)')
     b.axhline(1024, color='r', ls=':', label='1 GiB'); b.set_ylim(0, None)
     for ax in (a, b): ax.grid(alpha=.3); ax.legend(fontsize=8)
     fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)

@@ -9,15 +9,17 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
 from bayespilot.artifacts import save_artifact
 from bayespilot.config import DataSettings, DecisionSettings, FeatureSettings
 from bayespilot.data import prepare
 from bayespilot.features import make_pipeline
+from bayespilot.stacking import prefit_stack
 from bayespilot.synthetic import generate
 
-__all__ = ['fitted', 'fit_model', 'save_model', 'free_port', 'live_server', 'model_dir', 'API_KEY', 'example_row', 'post_many']
+__all__ = ['fitted', 'fit_model', 'fit_stack', 'save_model', 'free_port', 'live_server', 'model_dir', 'API_KEY', 'example_row', 'post_many']
 
 API_KEY = 'test-key-7d1f'
 
@@ -28,6 +30,15 @@ def fit_model(n=2000, seed=1, C=1.0):
     ds = prepare(table, DataSettings())
     pipe = make_pipeline(ds.schema, FeatureSettings(), LogisticRegression(C=C, max_iter=1000)).fit(ds.X, ds.y)
     return pipe, ds.schema, ds.X
+
+
+def fit_stack(n, seed, max_iter, **hgb):
+    "A deployed-style stack (logistic regression + boosting) on `n` generated rows: (stack, Dataset)."
+    ds = prepare(generate(n, seed=seed)[0], DataSettings())
+    members = {'lr': make_pipeline(ds.schema, None, LogisticRegression(max_iter=500)).fit(ds.X, ds.y),
+               'hgb': make_pipeline(ds.schema, None, HistGradientBoostingClassifier(max_iter=max_iter, **hgb))
+               .fit(ds.X, ds.y)}
+    return prefit_stack(members, [0.6, 0.5], -0.1), ds
 
 
 def save_model(pipe, schema, path, stage2=True, name='fixture-lr'):

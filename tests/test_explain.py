@@ -5,17 +5,12 @@ import json
 import httpx
 import numpy as np, pandas as pd
 import pytest
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
 from sklearn.linear_model import SGDClassifier
 
 from bayespilot.artifacts import save_artifact
-from bayespilot.config import DataSettings
-from bayespilot.data import prepare
 from bayespilot.features import make_pipeline
-from bayespilot.stacking import prefit_stack
 from bayespilot.synthetic import generate
-from api_fixtures import example_row, live_server, save_model
+from api_fixtures import example_row, fit_stack, live_server, save_model
 from conftest import cli_env, run_cli
 
 
@@ -23,11 +18,7 @@ from conftest import cli_env, run_cli
 def stack_world(tmp_path_factory):
     "A deployed stack (logistic regression + boosting, the kinds the default stack holds but the forest) and its rows."
     d = tmp_path_factory.mktemp('explain')
-    ds = prepare(generate(2000, seed=3)[0], DataSettings())
-    members = {'lr': make_pipeline(ds.schema, None, LogisticRegression(max_iter=500)).fit(ds.X, ds.y),
-               'hgb': make_pipeline(ds.schema, None, HistGradientBoostingClassifier(max_iter=20, random_state=0))
-               .fit(ds.X, ds.y)}
-    stack = prefit_stack(members, [0.6, 0.5], -0.1)
+    stack, ds = fit_stack(2000, seed=3, max_iter=20, random_state=0)
     save_model(stack, ds.schema, d/'deployed_pipeline.pkl', name='fixture-stack')
     return d, stack, ds
 

@@ -3,16 +3,12 @@ table, the same numbers as `POST /predict`, and bad input refused with one messa
 import json
 import numpy as np, pandas as pd
 import pytest
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
 
 from bayespilot.artifacts import save_artifact
-from bayespilot.config import DataSettings
-from bayespilot.data import prepare, read_table
+from bayespilot.data import read_table
 from bayespilot.decision import decide_batch
-from bayespilot.features import make_pipeline
-from bayespilot.stacking import prefit_stack
 from bayespilot.synthetic import generate
+from api_fixtures import fit_stack
 from conftest import cli_env, run_cli
 
 
@@ -20,10 +16,7 @@ from conftest import cli_env, run_cli
 def world(tmp_path_factory):
     "A deployed stack (logistic regression + boosting) and a 4 000-customer base as CSV and Parquet."
     d = tmp_path_factory.mktemp('score')
-    ds = prepare(generate(3000, seed=1)[0], DataSettings())
-    members = {'lr': make_pipeline(ds.schema, None, LogisticRegression(max_iter=500)).fit(ds.X, ds.y),
-               'hgb': make_pipeline(ds.schema, None, HistGradientBoostingClassifier(max_iter=30)).fit(ds.X, ds.y)}
-    stack = prefit_stack(members, [0.6, 0.5], -0.1)
+    stack, ds = fit_stack(3000, seed=1, max_iter=30)
     save_artifact(stack, d/'deployed_pipeline.pkl', {'schema': ds.schema.to_dict(),
                                                     'thresholds': {'review': 0.3, 'escalate': 0.6},
                                                     'registered_model': {'name': 'bayespilot-churn', 'version': 7}})

@@ -32,8 +32,8 @@ def add_outcomes(sub, formatter_class=argparse.HelpFormatter) -> argparse.Argume
                        help="learn what each action achieves from outcomes; write the next policy version",
                        description=textwrap.fill("Join observed outcomes to the decisions that preceded them (or read "
                        "a past randomized campaign), compute each action's posterior success rate against the "
-                       "held-out customers, the model's calibration estimated jointly, and write it as the next "
-                       "policy version: the API prices with it after its next load or /admin/reload.", 100))
+                       "held-out customers, the model's calibration estimated and integrated out, and write it as "
+                       "the next policy version: the API prices with it after its next load or /admin/reload.", 100))
     g = p.add_argument_group('outcomes of logged decisions')
     g.add_argument('--file', type=Path, metavar='FILE', help="outcomes table (CSV or Parquet), see below")
     g.add_argument('--log', type=Path, metavar='FILE', help="prediction log to join to (default: serving.log_path, "
@@ -51,8 +51,10 @@ def add_outcomes(sub, formatter_class=argparse.HelpFormatter) -> argparse.Argume
                    "email=review,call=escalate (labels review and escalate need none)")
     o = p.add_argument_group('model, output and tracking')
     o.add_argument('--model', type=Path, metavar='FILE', help="deployed artifact (default: serving.model_path)")
-    o.add_argument('--calibration', choices=['fit', 'identity'], default='fit', help="fit: the model's calibration "
-                   "is estimated jointly with each action's effect (default); identity: assume it is calibrated")
+    o.add_argument('--calibration', choices=['fit', 'joint', 'identity'], default='fit', help="fit: the model's "
+                   "calibration is estimated on the untreated customers and integrated out (default); joint: the "
+                   "treated inform it too (narrower, but biased where the calibration is not logit-linear); "
+                   "identity: assume the model is calibrated")
     o.add_argument('--policies-dir', type=Path, metavar='DIR', help="policy folder (default: paths.policies)")
     o.add_argument('--reports-dir', type=Path, metavar='DIR', help="reports go to DIR/outcomes/ (default: reports)")
     o.add_argument('--tracking-uri', metavar='URI', help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "

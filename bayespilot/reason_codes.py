@@ -115,9 +115,9 @@ def signed_text(x: np.ndarray) -> pa.Array:
 # %% ../nbs/15a_reason_codes.ipynb #39bc91f7
 def reason_columns(explanation, k: int) -> dict[str, pa.Array]:
     "The reason columns of an explained chunk: `reason_i`, `reason_i_feature`, `reason_i_contribution`, `base_value`."
-    c = explanation.contributions.to_numpy(dtype=float)
-    n, feats = len(c), pa.array(list(explanation.contributions.columns), pa.string())
-    vals = explanation.values.reindex(columns=list(explanation.contributions.columns))
+    c = np.asarray(explanation.phi, dtype=float)
+    n, feats = len(c), pa.array(list(explanation.features), pa.string())
+    vals = explanation.values
     texts, order, out = [value_text(vals.iloc[:, j]) for j in range(c.shape[1])], reason_order(c, k), {}
     for i in range(k):
         j = order[:, i] if i < order.shape[1] else np.full(n, -1)

@@ -26,9 +26,10 @@ from .treeshap import tree_arrays
 
 # %% auto #0
 __all__ = ['UNSEEN', 'PARTS', 'step_owners', 'branch_columns', 'column_owners', 'known_levels', 'numeric_ops', 'Prep', 'missing',
-           'number', 'reference_vector', 'Additive', 'through', 'weighted_sum', 'preprocessing_key', 'PipelinePart',
-           'LogOddsPart', 'CalibratedPart', 'StackPart', 'compile_part', 'Explanation', 'Explainer', 'explainer',
-           'check_top_k', 'show_value', 'reason_text', 'top_reasons']
+           'number', 'reference_vector', 'Additive', 'through', 'weighted_sum', 'Bases', 'preprocessing_key',
+           'PipelinePart', 'LogOddsPart', 'calibrator_function', 'CalibratedPart', 'clipped_logit', 'StackPart',
+           'compile_part', 'Explanation', 'Explainer', 'explainer', 'check_top_k', 'show_value', 'reason_text',
+           'largest', 'top_reasons']
 
 # %% ../nbs/14a_reasons.ipynb #95dee35d
 def step_owners(step, k: int) -> list[int]:
@@ -198,9 +199,14 @@ class Additive:
     phi: np.ndarray
     value: np.ndarray
 
-def through(a: Additive, f: Callable) -> Additive:
-    "`f` (monotone) of an additive output: contributions scaled by (f(value) - f(base)) / their sum (0 if it is 0)."
-    value, base = np.asarray(f(a.value), dtype=np.float64), float(np.asarray(f(np.array([a.base])))[0])
+def through(a: Additive, f: Callable, base: Optional[float] = None) -> Additive:
+    """`f` (monotone) of an additive output: contributions scaled by (f(value) - f(base)) / their sum (0 if it is 0);
+    `base` is f(a.base) when the caller knows it already."""
+    value = np.asarray(f(a.value), dtype=np.float64)
+    base = float(np.asarray(f(np.array([a.base])))[0]) if base is None else base
+    if len(value) == 1:                                  # one row (a request): plain floats, fewer numpy calls
+        tot = float(a.phi.sum())
+        return Additive(base, a.phi * ((float(value[0]) - base) / tot if tot != 0 else 0.0), value)
     tot = a.phi.sum(axis=1)
     scale = np.divide(value - base, tot, out=np.zeros_like(tot), where=tot != 0)
     return Additive(base, a.phi * scale[:, None], value)
@@ -210,6 +216,16 @@ def weighted_sum(parts: list[Additive], weights, intercept: float = 0.0) -> Addi
     w = np.asarray(weights, dtype=np.float64)
     return Additive(intercept + float(w @ [p.base for p in parts]), sum(wi * p.phi for wi, p in zip(w, parts)),
                     np.column_stack([p.value for p in parts]) @ w + intercept)
+
+class Bases:
+    "The base values of a part's outputs, computed on the first call and reused (they do not depend on the rows)."
+    def __init__(self): self.known = {}
+
+    def through(self, key: str, a: Additive, f: Callable) -> Additive:
+        "`through(a, f)` with f(a.base) computed once per `key`."
+        out = through(a, f, self.known.get(key))
+        self.known[key] = out.base
+        return out
 
 # %% ../nbs/14a_reasons.ipynb #029e64b6
 def preprocessing_key(p: Pipeline) -> Optional[str]:
@@ -223,18 +239,18 @@ class PipelinePart:
         if len(p.steps) != 3 or not isinstance(p.steps[0][1], SchemaCoercer) \
                 or not isinstance(p.steps[1][1], ColumnTransformer):
             raise NotCompiled('a pipeline that is not SchemaCoercer -> ColumnTransformer -> model')
-        self.model, self.key = p.steps[2][1], preprocessing_key(p) or str(id(p))
+        self.model, self.key, self.bases = p.steps[2][1], preprocessing_key(p) or str(id(p)), Bases()
         self.prep = Prep(p.steps[0][1], p.steps[1][1])
-        self.names, own = self.prep.names, self.prep.owners
-        self.to_raw = (own[:, None] == np.arange(len(self.names))[None, :]).astype(np.float64)
+        self.names, self.owners = self.prep.names, self.prep.owners       # column -> raw feature: the index map
+        self.to_raw = (self.owners[:, None] == np.arange(len(self.names))[None, :]).astype(np.float64)
         if type(self.model) is LogisticRegression:
             if len(self.model.classes_) != 2: raise NotCompiled('LogisticRegression with more than two classes')
             self.w, self.b, self.mu = self.model.coef_[0].astype(np.float64), float(self.model.intercept_[0]), \
                 reference_vector(self.prep)
-            self.trees, self.link = None, expit
+            self.trees, self.link, self.base = None, expit, self.b + float(self.mu @ self.w)
         else:
             self.trees = tree_arrays(self.model)
-            self.tree_base = self.trees.expected()
+            self.base = self.trees.expected()
             self.link = (lambda g: g) if type(self.model) is RandomForestClassifier else expit
 
     def matrix(self, X, cache: dict) -> np.ndarray:
@@ -244,14 +260,17 @@ class PipelinePart:
 
     def margin(self, X, cache: dict) -> Additive:
         "Decision function (log-odds) of the regression or the booster, mean leaf probability of the forest."
-        M = self.matrix(X, cache)
+        M, k = self.matrix(X, cache), len(self.names)
         if self.trees is None:
-            return Additive(self.b + float(self.mu @ self.w), ((M - self.mu) * self.w) @ self.to_raw,
-                            M @ self.w + self.b)
-        phi, value = self.trees.shap(M)
-        return Additive(self.tree_base, phi @ self.to_raw, value)
+            d = (M - self.mu) * self.w                               # one row: a bincount beats the matrix product
+            phi = np.bincount(self.owners, d[0], k)[None] if len(M) == 1 else d @ self.to_raw
+            return Additive(self.base, phi, M @ self.w + self.b)
+        if len(M) == 1:
+            phi, value = self.trees.shap_row(M[0], self.owners, k)
+            return Additive(self.base, phi[None], np.array([value]))
+        return Additive(self.base, *self.trees.shap(M, self.owners, k))
 
-    def proba(self, X, cache) -> Additive: return through(self.margin(X, cache), self.link)
+    def proba(self, X, cache) -> Additive: return self.bases.through('proba', self.margin(X, cache), self.link)
 
     def decision(self, X, cache) -> Additive:
         "The decision function, for a calibrator fitted on it (a forest has none)."
@@ -261,25 +280,36 @@ class PipelinePart:
 # %% ../nbs/14a_reasons.ipynb #9a9ec0f7
 class LogOddsPart:
     "`calibration.LogOdds`: the model's probability, and its log-odds as the decision function."
-    def __init__(self, m: LogOdds): self.inner = compile_part(m.estimator_); self.names = self.inner.names
+    def __init__(self, m: LogOdds):
+        self.inner, self.bases = compile_part(m.estimator_), Bases()
+        self.names = self.inner.names
+
     def proba(self, X, cache) -> Additive: return self.inner.proba(X, cache)
-    def decision(self, X, cache) -> Additive: return through(self.inner.proba(X, cache), log_odds)
+    def decision(self, X, cache) -> Additive: return self.bases.through('logit', self.inner.proba(X, cache), log_odds)
+
+def calibrator_function(cal) -> Callable:
+    "A fitted calibrator's `predict`; a sigmoid one as its own formula (the same floats, without input checks)."
+    if type(cal).__name__ == '_SigmoidCalibration' and hasattr(cal, 'a_') and hasattr(cal, 'b_'):
+        a, b = float(cal.a_), float(cal.b_)
+        return lambda s: expit(-(a * np.asarray(s, dtype=np.float64) + b))
+    return cal.predict
 
 class CalibratedPart:
     "`CalibratedClassifierCV` (sigmoid or isotonic): the mean over folds of the calibrated fold score."
     def __init__(self, m: CalibratedClassifierCV):
         if len(m.classes_) != 2: raise NotCompiled('CalibratedClassifierCV with more than two classes')
-        self.folds = []
+        self.folds, self.bases = [], Bases()
         for cc in m.calibrated_classifiers_:
             if cc.method not in ('sigmoid', 'isotonic'):
                 raise NotCompiled(f'CalibratedClassifierCV(method={cc.method!r})')
             self.folds.append((compile_part(cc.estimator), hasattr(cc.estimator, 'decision_function'),
-                               cc.calibrators[0].predict))
+                               calibrator_function(cc.calibrators[0])))
         self.names = self.folds[0][0].names
 
     def proba(self, X, cache) -> Additive:
         "Each fold's calibrator through its score (decision function when there is one), averaged."
-        parts = [through(pt.decision(X, cache) if dec else pt.proba(X, cache), cal) for pt, dec, cal in self.folds]
+        parts = [self.bases.through(f'fold {i}', pt.decision(X, cache) if dec else pt.proba(X, cache), cal)
+                 for i, (pt, dec, cal) in enumerate(self.folds)]
         if len(parts) == 1: return parts[0]
         a = weighted_sum(parts, np.full(len(parts), 1 / len(parts)))
         a.value = np.mean([q.value for q in parts], axis=0)            # averaged as scikit-learn averages
@@ -288,17 +318,20 @@ class CalibratedPart:
 
     def decision(self, X, cache) -> Additive: raise NotCompiled('decision function of CalibratedClassifierCV')
 
+def clipped_logit(q): return log_odds(q, EPS)
+
 class StackPart:
     "`stacking.Stack`: expit(intercept + sum of weight * logit(member probability clipped to [EPS, 1 - EPS]))."
     def __init__(self, m: Stack):
         self.members, self.w, self.b = [compile_part(x) for x in m.estimators_], m.weights_, float(m.intercept_)
-        self.names = self.members[0].names
+        self.names, self.bases = self.members[0].names, Bases()
         if any(p.names != self.names for p in self.members): raise NotCompiled('stack members with different features')
 
     def proba(self, X, cache) -> Additive:
         "The members' log-odds contributions weighted by the stack weights, then through the sigmoid."
-        logits = [through(p.proba(X, cache), lambda q: log_odds(q, EPS)) for p in self.members]
-        return through(weighted_sum(logits, self.w, self.b), expit)
+        logits = [self.bases.through(f'member {i}', p.proba(X, cache), clipped_logit)
+                  for i, p in enumerate(self.members)]
+        return self.bases.through('proba', weighted_sum(logits, self.w, self.b), expit)
 
     def decision(self, X, cache) -> Additive: raise NotCompiled('decision function of Stack')
 
@@ -312,38 +345,57 @@ def compile_part(m):
     return cls(m)
 
 # %% ../nbs/14a_reasons.ipynb #57e0b6c9
-@dataclass
 class Explanation:
-    "Per-customer contributions (probability units) to the served probability: base + row sums = probability."
-    base: float
-    contributions: pd.DataFrame
-    probability: np.ndarray
-    values: pd.DataFrame
+    """Per-customer contributions (probability units) to the served probability: base + row sums = probability.
+    `phi` (customers x `features`) and `probability` are arrays; `contributions` and `values` are DataFrames built
+    on first use (a single request never needs them)."""
+    def __init__(self, base: float, phi: np.ndarray, probability: np.ndarray, features: list, raw, index=None):
+        self.base, self.phi, self.probability, self.features = float(base), phi, probability, features
+        self.raw, self.index, self.frames = raw, index, {}   # raw: a DataFrame of the raw rows, or one row dict
 
     def __len__(self) -> int: return len(self.probability)
 
+    @property
+    def contributions(self) -> pd.DataFrame:
+        "Customers x raw features, probability units."
+        if 'c' not in self.frames: self.frames['c'] = pd.DataFrame(self.phi, index=self.index, columns=self.features)
+        return self.frames['c']
+
+    @property
+    def values(self) -> pd.DataFrame:
+        "The raw values as given, customers x raw features."
+        if 'v' not in self.frames:
+            self.frames['v'] = self.raw.reindex(columns=self.features) if isinstance(self.raw, pd.DataFrame) else \
+                pd.DataFrame([[self.raw.get(c) for c in self.features]], columns=self.features, dtype=object)
+        return self.frames['v']
+
+    def value(self, i: int, j: int):
+        "The raw value of feature `j` for customer `i` (None when the input does not have it)."
+        if isinstance(self.raw, dict): return self.raw.get(self.features[j])
+        c = self.features[j]
+        return self.raw[c].iat[i] if c in self.raw.columns else None
+
     def row(self, i: int) -> 'Explanation':
         "The explanation of the `i`-th customer alone."
-        return Explanation(self.base, self.contributions.iloc[i:i + 1], self.probability[i:i + 1],
-                           self.values.iloc[i:i + 1])
+        raw = self.raw.iloc[i:i + 1] if isinstance(self.raw, pd.DataFrame) else self.raw
+        return Explanation(self.base, self.phi[i:i + 1], self.probability[i:i + 1], self.features, raw,
+                           None if self.index is None else self.index[i:i + 1])
 
 class Explainer:
     "A deployed model compiled once for exact reason codes: `explain(df)` for a chunk, `explain_row(dict)` for one."
-    def __init__(self, part): self.part, self.features, self.columns = part, list(part.names), pd.Index(part.names)
+    def __init__(self, part): self.part, self.features = part, list(part.names)
 
     def explain(self, X: pd.DataFrame) -> Explanation:
         "Every raw feature's contribution to every row's served probability."
         if not isinstance(X, pd.DataFrame): raise TypeError(f'explain takes a DataFrame, got {type(X).__name__}')
         a = self.part.proba(X, {})
-        return Explanation(a.base, pd.DataFrame(a.phi, index=X.index, columns=self.features), a.value,
-                           X.reindex(columns=self.features))
+        return Explanation(a.base, a.phi, a.value, self.features, X, X.index)
 
     def explain_row(self, row: dict) -> Explanation:
-        "The explanation of one raw customer dict (the compiled row path)."
-        a = self.part.proba(dict(row), {})
-        vals = np.empty((1, len(self.features)), dtype=object); vals[0] = [row.get(c) for c in self.features]
-        return Explanation(a.base, pd.DataFrame(a.phi, columns=self.columns, copy=False), a.value,
-                           pd.DataFrame(vals, columns=self.columns, dtype=object))
+        "The explanation of one raw customer dict (the compiled row path: no pandas)."
+        row = dict(row)
+        a = self.part.proba(row, {})
+        return Explanation(a.base, a.phi, a.value, self.features, row)
 
 def explainer(pipeline) -> Explainer:
     "Compile a deployed model for exact reason codes; `trees.NotCompiled` names a component it does not cover."
@@ -367,13 +419,18 @@ def reason_text(feature: str, value, contribution: float) -> str:
     verb, amount = 'raises' if contribution > 0 else 'lowers', f'{size:.2f}' if size >= 0.005 else f'{size:.1g}'
     return f'{feature} = {show_value(value)} {verb} churn risk by {amount}'
 
+def largest(c: np.ndarray, k: int) -> list[int]:
+    "Positions of the `k` largest |c| (ties in position order), zeros left out."
+    order = np.argsort(-np.abs(c), kind='stable')[:k]
+    return [int(i) for i in order if c[i] != 0]
+
 def top_reasons(explanation_row: Explanation, k: int = 4) -> list[dict]:
     "One customer's `k` largest contributions by size: feature, value, contribution (signed) and text."
     k = check_top_k(k)
     if len(explanation_row) != 1: raise ValueError(f'top_reasons takes one customer, got {len(explanation_row)}')
-    c, vals = explanation_row.contributions.to_numpy(dtype=np.float64)[0], explanation_row.values.to_numpy()[0]
-    feats = explanation_row.contributions.columns
-    order = [i for i in np.argsort(-np.abs(c), kind='stable') if c[i] != 0][:k]
-    value = lambda v: None if show_value(v) == 'missing' else (v.item() if isinstance(v, np.generic) else v)
-    return [dict(feature=feats[i], value=value(vals[i]), contribution=float(c[i]),
-                 text=reason_text(feats[i], vals[i], float(c[i]))) for i in order]
+    c, out = explanation_row.phi[0], []
+    for i in largest(c, k):                                   # only the reported ones are looked up and worded
+        f, v, x = explanation_row.features[i], explanation_row.value(0, i), float(c[i])
+        shown = None if show_value(v) == 'missing' else (v.item() if isinstance(v, np.generic) else v)
+        out.append(dict(feature=f, value=shown, contribution=x, text=reason_text(f, v, x)))
+    return out

@@ -5,24 +5,28 @@
 # %% ../nbs/20b_score.ipynb #d56a2001
 from __future__ import annotations
 import json, shutil, sys, tempfile, time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
-import numpy as np, pandas as pd, pyarrow as pa, pyarrow.parquet as pq
+import numba, numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 from .config import ConfigError, DecisionSettings, Settings
 from .decision import ACTIONS, decide_batch
 from .artifacts import atomic_write_json
 from .model_store import LoadedModel, load_model, policy_version
-from .holdout import (BOUNDS, audit_constants, available_actions, decide_holdout, holdout_arm,
-                                no_id_warnings)
+from .holdout import BOUNDS, audit_constants, holdout_arm, no_id_warnings
 from .tracking import open_tracking
 from .reasons import check_top_k
 from .reason_codes import reason_columns
-from .score_io import TableWriter, check_output, parse_capacity, read_chunks, row_warnings, table_kind
+from .score_io import (TableWriter, ahead, check_output, parse_capacity, read_chunks, rechunk,
+                                 row_warnings, table_kind)
+from .score_plan import CallPlan, call_plan, chunk_decisions, id_arm
 
 # %% auto #0
-__all__ = ['chunk_probabilities', 'chunk_values', 'chunk_ids', 'chunk_arm', 'decision_table', 'for_format', 'spill_scores',
-           'write_decisions', 'holdout_summary', 'score_summary', 'log_score_run', 'write_summary', 'score_file']
+__all__ = ['REASON_ROWS', 'chunk_probabilities', 'chunk_values', 'chunk_ids', 'chunk_arm', 'decision_table', 'for_format',
+           'side_columns', 'spill_scores', 'chunk_reasons', 'tally', 'write_decisions', 'holdout_summary',
+           'score_summary', 'log_score_run', 'write_summary', 'check_threads', 'score_file']
 
 # %% ../nbs/20b_score.ipynb #ae6036df
 def chunk_probabilities(m: LoadedModel, df: pd.DataFrame) -> np.ndarray:
@@ -47,7 +51,7 @@ def chunk_arm(m: LoadedModel, df: pd.DataFrame) -> np.ndarray:
     "Per row, whether the customer is in the holdout arm (`holdout.holdout_arm` of the id column; none without it)."
     ds = m.decision
     if not (m.schema.id and m.schema.id in df): return np.zeros(len(df), dtype=bool)
-    return holdout_arm(df[m.schema.id], ds.experiment, ds.holdout_share)
+    return id_arm(df[m.schema.id], ds.experiment, ds.holdout_share)[0]
 
 # %% ../nbs/20b_score.ipynb #917450ba
 def _labels(codes, labels) -> pa.Array:
@@ -58,24 +62,19 @@ def _constant(v, n: int) -> pa.Array:
     "A column holding `v` n times (text dictionary-encoded)."
     return _labels(np.zeros(n), [v]) if isinstance(v, str) else pa.array(np.full(n, v))
 
-def decision_table(spilled: pa.Table, dec: pd.DataFrame, id_name: str, model_v: str, policy_v: str,
-                   audit: Optional[dict] = None) -> pa.Table:
+def decision_table(spilled: pa.Table, p: np.ndarray, dec: dict, id_name: str, model_v: str, policy_v: str,
+                   audit: Optional[dict] = None, why: Optional[dict] = None) -> pa.Table:
     "The output rows: id, probability, tier, action, EV and interval, every action's EV, value, versions, warnings."
     n = spilled.num_rows
-    cols = {id_name: spilled['id'], 'churn_probability': spilled['p'],
-            'tier': _labels(dec['tier'].cat.codes, ACTIONS), 'action': _labels(dec['action'].cat.codes, ACTIONS),
-            **{k: dec[k].to_numpy() for k in ('expected_value', 'ev_lo', 'ev_hi')},
-            **{f'ev_{a}': dec[f'ev_{a}'].to_numpy() for a in ACTIONS}, 'value': dec['value'].to_numpy(),
-            'model_version': _labels(np.zeros(n), [model_v]), 'policy_version': _labels(np.zeros(n), [policy_v]),
-            'warnings': spilled['warnings']}
-    if 'holdout' in dec:          # `holdout.decide_holdout`'s columns and the audit fields (notebook 06e)
-        cols |= {'policy_action': _labels(dec['policy_action'].cat.codes, ACTIONS),
-                 'holdout': dec['holdout'].to_numpy(),
-                 'bound': _labels(dec['bound'].cat.codes, BOUNDS),
-                 **{k: dec[k].to_numpy() for k in dec.columns if k.startswith(('offer_cost_', 'cutoff_'))},
-                 **{k: _constant(v, n) for k, v in (audit or {}).items()}}
-    cols |= {k: spilled[k] for k in spilled.column_names if k.startswith('reason_') or k == 'base_value'}  # --reasons
-    return pa.table(cols)
+    cols = {id_name: spilled['id'], 'churn_probability': p, 'tier': _labels(dec['tier'], ACTIONS),
+            'action': _labels(dec['action'], ACTIONS), **{k: dec[k] for k in ('expected_value', 'ev_lo', 'ev_hi')},
+            **{f'ev_{a}': dec[f'ev_{a}'] for a in ACTIONS}, 'value': dec['value'],
+            'model_version': _constant(model_v, n), 'policy_version': _constant(policy_v, n),
+            'warnings': spilled['warnings'], 'policy_action': _labels(dec['policy_action'], ACTIONS),
+            'holdout': dec['holdout'], 'bound': _labels(dec['bound'], BOUNDS),
+            **{k: v for k, v in dec.items() if k.startswith(('offer_cost_', 'cutoff_'))},
+            **{k: _constant(v, n) for k, v in (audit or {}).items()}}   # the audit fields (notebook 06e)
+    return pa.table(cols | (why or {}))                                   # --reasons: the reason columns
 
 def for_format(t: pa.Table, kind: str) -> pa.Table:
     "CSV has no dictionary columns: decode them to text there."
@@ -84,51 +83,87 @@ def for_format(t: pa.Table, kind: str) -> pa.Table:
                                                                                                  t.columns)})
 
 # %% ../nbs/20b_score.ipynb #59551a75
-def spill_scores(m: LoadedModel, data, chunk_rows: int, spill: TableWriter, progress: bool,
-                 reasons: Optional[int] = None) -> tuple:
-    "Pass 1: score every chunk; spill id, probability, warnings (and reasons); return (p, value, n warned, arm)."
+def side_columns(m: LoadedModel, df: pd.DataFrame, start: int) -> tuple:
+    "A chunk's columns besides the probability: the spilled id and warnings, the value, the arm, rows warned."
+    ds = m.decision
+    warn = row_warnings(df, m.schema)
+    ids = df[m.schema.id] if m.schema.id and m.schema.id in df else [None] * len(df)
+    arm, whole = id_arm(ids, ds.experiment, ds.holdout_share)
+    if not whole: warn = no_id_warnings(ids, warn, ds.holdout_share)   # no id, no arm: said per row
+    spilled = pa.table({'id': chunk_ids(m, df, start), 'warnings': pa.array(warn, pa.string())})
+    return spilled, chunk_values(m, df), arm, int(pd.notna(warn).sum())
+
+def spill_scores(m: LoadedModel, data, chunk_rows: int, spill: TableWriter, progress: bool) -> tuple:
+    "Pass 1: score every chunk, spill its id and warnings; return (p, value, arm, rows with warnings)."
     ps, vs, arms, n_warn, start = [], [], [], 0, 0
     total = pq.ParquetFile(data).metadata.num_rows if table_kind(data) == 'parquet' else None
     with tqdm(total=total, unit=' rows', unit_scale=True, disable=not progress, file=sys.stderr,
-              desc='scoring') as bar:
-        for df in read_chunks(data, m.schema, chunk_rows):
-            p, warn = chunk_probabilities(m, df), row_warnings(df, m.schema)
-            ids = df[m.schema.id] if m.schema.id and m.schema.id in df else [None] * len(df)
-            warn = no_id_warnings(ids, warn, m.decision.holdout_share)   # no id, no arm: said per row
-            why = {} if reasons is None else reason_columns(m.explainer.explain(df[m.schema.features]), reasons)
-            spill.write(pa.table({'id': chunk_ids(m, df, start), 'p': p, 'warnings': pa.array(warn, pa.string()),
-                                  **why}))
-            ps.append(p); vs.append(chunk_values(m, df)); arms.append(chunk_arm(m, df))
-            n_warn += int(pd.notna(warn).sum())
+              desc='scoring') as bar, ThreadPoolExecutor(1, thread_name_prefix='score-io') as pool:
+        for df in ahead(read_chunks(data, m.schema, chunk_rows), pool):    # the next chunk read meanwhile
+            side = pool.submit(side_columns, m, df, start)                 # ... and this one's other columns
+            ps.append(chunk_probabilities(m, df))                           # the compiled walk frees the GIL
+            spilled, v, arm, k = side.result()
+            spill.write(spilled); vs.append(v); arms.append(arm); n_warn += k
             start += len(df); bar.update(len(df))
     if not start: raise ConfigError(f"{data} has no rows to score")
-    return np.concatenate(ps), np.concatenate(vs), n_warn, np.concatenate(arms)
+    return np.concatenate(ps), np.concatenate(vs), np.concatenate(arms), n_warn
 
-def write_decisions(spill_path: Path, dec: pd.DataFrame, out: TableWriter, m: LoadedModel, chunk_rows: int,
-                    audit: Optional[dict] = None) -> None:
-    "Pass 2: the spilled rows, chunk by chunk, joined to their decisions (and `audit` constants), appended to `out`."
-    id_name, mv, pv, off = m.schema.id or 'customer_id', m.version, m.policy_version, 0
-    for b in pq.ParquetFile(spill_path).iter_batches(batch_size=chunk_rows):
-        t = decision_table(pa.Table.from_batches([b]), dec.iloc[off:off + b.num_rows], id_name, mv, pv, audit)
-        out.write(for_format(t, out.kind)); off += b.num_rows
+def chunk_reasons(m: LoadedModel, df: pd.DataFrame, rows: np.ndarray, k: int) -> dict:
+    "The reason columns of a chunk for `rows` (positions in it), null on every other row, and `has_reasons`."
+    part = reason_columns(m.explainer.explain(df[m.schema.features].iloc[rows if rows.size else [0]]), k)
+    pos = np.full(len(df), -1); pos[rows] = np.arange(rows.size)
+    at = pa.array(pos, mask=pos < 0)
+    return {name: pc.take(col, at) for name, col in part.items()} | {'has_reasons': pos >= 0}
+
+def tally(dec: dict, acc: dict) -> dict:
+    "`acc` with a chunk's rows, counts per action, expected value and held-out customers by policy action added."
+    k = len(ACTIONS)
+    acc['rows'] = acc.get('rows', 0) + len(dec['action'])
+    acc['counts'] = acc.get('counts', np.zeros(k, np.int64)) + np.bincount(dec['action'], minlength=k)
+    acc['held'] = acc.get('held', np.zeros(k, np.int64)) + np.bincount(dec['policy_action'][dec['holdout']],
+                                                                           minlength=k)
+    acc['expected_profit'] = acc.get('expected_profit', 0.0) + float(dec['expected_value'].sum())
+    acc['explained'] = acc.get('explained', 0) + int(dec.get('has_reasons', np.zeros(0, bool)).sum())
+    return acc
+
+def write_decisions(spill_path: Path, plan: CallPlan, p, v, arm, out: TableWriter, m: LoadedModel,
+                    chunk_rows: int, audit: dict, explain: Optional[tuple] = None) -> dict:
+    "Pass 2: the spilled rows chunk by chunk with their decisions (and reasons: `explain`); the run's tally."
+    id_name, lo, acc, pending = m.schema.id or 'customer_id', 0, {}, None
+    raw = read_chunks(explain[0], m.schema, chunk_rows) if explain else None   # --reasons: the features again
+    with ThreadPoolExecutor(1, thread_name_prefix='score-write') as pool:   # chunk i written while i + 1 is built
+        for t in rechunk(pq.ParquetFile(spill_path).iter_batches(batch_size=chunk_rows), chunk_rows):
+            s = slice(lo, lo + t.num_rows)
+            dec = chunk_decisions(plan, p[s], v[s], arm[s], m.decision, lo)
+            why = None
+            if explain:
+                rows = np.arange(t.num_rows) if explain[2] == 'all' else np.flatnonzero(dec['policy_action'] > 0)
+                why = chunk_reasons(m, next(raw), rows, explain[1]); dec['has_reasons'] = why['has_reasons']
+            table = for_format(decision_table(t, p[s], dec, id_name, m.version, m.policy_version, audit, why),
+                               out.kind)
+            if pending is not None: pending.result()
+            pending = pool.submit(out.write, table)
+            tally(dec, acc); lo += t.num_rows
+        if pending is not None: pending.result()
+    return acc
+
 
 # %% ../nbs/20b_score.ipynb #99e4bd35
-def holdout_summary(dec: pd.DataFrame, m: LoadedModel) -> dict:
+def holdout_summary(held: Optional[dict], m: LoadedModel) -> dict:
     "The holdout of a run: share, experiment, held-out customers by the action the policy would have taken."
     ds, out = m.decision, {'share': m.decision.holdout_share, 'experiment': m.decision.experiment}
-    if 'holdout' not in dec: return out
-    held = dec.loc[dec['holdout'], 'policy_action'].value_counts()
-    out['held_out'] = {a: int(held.get(a, 0)) for a in ACTIONS[1:]}
+    if held is not None: out['held_out'] = {a: int(held.get(a, 0)) for a in ACTIONS[1:]}
     if ds.holdout_share > 0 and not m.schema.id: out['note'] = 'the model has no id column: nobody is held out'
     return out
 
-def score_summary(dec: pd.DataFrame, n_warn: int, seconds: float, m: LoadedModel, **extra) -> dict:
-    "What a scoring run reports: rows, counts per action, expected profit, time, rows/s, versions."
-    counts = dec['action'].value_counts().reindex(list(ACTIONS), fill_value=0)
-    return dict(rows=len(dec), counts={a: int(counts[a]) for a in ACTIONS},
-                expected_profit=float(dec['expected_value'].sum()), seconds=round(seconds, 3),
-                rows_per_s=round(len(dec) / max(seconds, 1e-9)), rows_with_warnings=n_warn, model_version=m.version,
-                policy_version=m.policy_version, policy_source=m.policy_source, holdout=holdout_summary(dec, m),
+def score_summary(acc: dict, n_warn: int, seconds: float, m: LoadedModel, **extra) -> dict:
+    "What a scoring run reports (`acc`: rows, counts and held per action, expected profit): counts, time, versions."
+    counts, held = dict(zip(ACTIONS, map(int, acc['counts']))), acc.get('held')
+    return dict(rows=int(acc['rows']), counts=counts, expected_profit=float(acc['expected_profit']),
+                seconds=round(seconds, 3), rows_per_s=round(acc['rows'] / max(seconds, 1e-9)),
+                rows_with_warnings=n_warn, model_version=m.version, policy_version=m.policy_version,
+                policy_source=m.policy_source,
+                holdout=holdout_summary(None if held is None else dict(zip(ACTIONS, map(int, held))), m),
                 scorer='compiled (chunk path)' if getattr(m.scorer, 'batch', None) else 'exact pipeline', **extra)
 
 def log_score_run(summary: dict, settings: Settings) -> str:
@@ -152,33 +187,49 @@ def write_summary(summary: dict, settings: Settings) -> Path:
     atomic_write_json(d / 'summary.json', summary)
     return atomic_write_json(d / f'{stem}_summary.json', summary)
 
+REASON_ROWS = ('contacted', 'all')
+
+def check_threads(threads: Optional[int]) -> int:
+    "The threads of the compiled walk: `threads` (1 .. the cores numba sees), all of them when None."
+    top = numba.config.NUMBA_NUM_THREADS
+    if threads is None: return top
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= top:
+        raise ConfigError(f"--threads must be a whole number from 1 to {top} (got {threads!r})")
+    return threads
+
 def score_file(settings: Settings, data, out, model=None, capacity=None, chunk_rows: int = 100_000,
                overwrite: bool = False, progress: bool = True, track: bool = True,
-               reasons: Optional[int] = None) -> dict:
-    "Score a CSV/Parquet base into a decision table at `out` (global capacities, `reasons` per row); the summary."
+               reasons: Optional[int] = None, reasons_for: str = 'contacted', threads: Optional[int] = None) -> dict:
+    "Score a CSV/Parquet base into a decision table at `out` (global capacities, reasons of the call list); summary."
     t_load = time.perf_counter()
     caps = parse_capacity(capacity) if isinstance(capacity, str) or capacity is None else dict(capacity)
-    out = check_output(out, overwrite)
+    out, nt = check_output(out, overwrite), check_threads(threads)
+    if reasons_for not in REASON_ROWS: raise ConfigError(f"--reasons {reasons_for!r}: choose contacted or all")
     k = None if reasons is None else check_top_k(reasons)
     m = load_model(model or settings.serving.model_path, settings, explain=k is not None)
     if k is not None and m.explainer is None: raise ConfigError(f"--reasons: not available: {m.explain_reason}")
     k = None if k is None else min(k, len(m.schema.features))
-    t0 = time.perf_counter()
+    t0, before = time.perf_counter(), numba.get_num_threads()
     spill_dir = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent if out.parent.exists() else None))
     spill, writer = TableWriter(spill_dir / 'scores.parquet'), TableWriter(out)
     try:
-        p, v, n_warn, arm = spill_scores(m, Path(data), chunk_rows, spill, progress, k)
-        spill.commit()
-        dec = decide_holdout(p, v, m.decision, arm, capacity=caps or None, warn=False)
-        audit = audit_constants(m.decision, tuple(available_actions(caps or m.decision.capacity)))
-        write_decisions(spill.path, dec, writer, m, chunk_rows, audit)
+        numba.set_num_threads(nt)
+        with threadpool_limits(nt):
+            p, v, arm, n_warn = spill_scores(m, Path(data), chunk_rows, spill, progress)
+            spill.commit()
+            plan = call_plan(p, v, arm, m.decision, caps or None)
+            audit = audit_constants(m.decision, plan.available)
+            acc = write_decisions(spill.path, plan, p, v, arm, writer, m, chunk_rows, audit,
+                                  None if k is None else (Path(data), k, reasons_for))
         writer.commit()
     except BaseException:
         writer.abort(); spill.abort(); raise
-    finally: shutil.rmtree(spill_dir, ignore_errors=True)
-    summary = score_summary(dec, n_warn, time.perf_counter() - t0, m, load_seconds=round(t0 - t_load, 3),
+    finally:
+        shutil.rmtree(spill_dir, ignore_errors=True); numba.set_num_threads(before)
+    summary = score_summary(acc, n_warn, time.perf_counter() - t0, m, load_seconds=round(t0 - t_load, 3),
                             capacity=caps, data=str(data), out=str(out), chunk_rows=chunk_rows, engine='local',
-                            reasons=k)
+                            threads=nt, reasons=k)
+    if k is not None: summary |= {'reasons_for': reasons_for, 'rows_with_reasons': acc['explained']}
     if track: summary['mlflow_run_id'] = log_score_run(summary, settings)
     summary['summary_file'] = str(write_summary(summary, settings))
     return summary

@@ -21,8 +21,11 @@ output columns: <id>, churn_probability, tier, action, expected_value, ev_lo, ev
 ev_escalate, value, model_version, policy_version, warnings (unseen levels, imputed features), policy_action,
 holdout, bound, and the audit fields (costs, E[gamma] and intervals, cut-offs) that holdout.audit recomputes
 the action from; decision.holdout_share holds out that share of the customers the policy would contact
-with --reasons [--top-k K]: reason_1..reason_K ('contract=month-to-month:+0.1234', largest |contribution| first),
-reason_i_feature, reason_i_contribution (probability units) and base_value (+ all contributions = probability)
+with --reasons [contacted|all] [--top-k K]: reason_1..reason_K ('contract=month-to-month:+0.1234', largest
+|contribution| first), reason_i_feature, reason_i_contribution (probability units), base_value (+ all
+contributions = probability) and has_reasons; --reasons (= contacted) explains the call list after the global
+allocation (every row whose policy_action is not monitor: the contacted and the held-out would-be-contacted),
+--reasons all every row (much slower: exact TreeSHAP per row); the other rows' reason columns are empty
 exit codes: 0 done; 2 bad input (missing column, other schema, unreadable row, bad capacity, output exists):
 one message, no output file written"""
 
@@ -54,8 +57,11 @@ def add_score(sub, formatter_class=argparse.HelpFormatter) -> argparse.ArgumentP
     p.add_argument('--tracking-uri', metavar='URI', help="MLflow tracking URI for the run's summary (default: "
                    "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
     p.add_argument('--no-mlflow', action='store_true', help="do not log the summary to MLflow")
-    p.add_argument('--reasons', action='store_true', help="add each customer's top reason codes (exact contributions "
-                   "of the deployed model; local engine; slower: the explainer walks every tree path)")
+    p.add_argument('--reasons', nargs='?', const='contacted', choices=['contacted', 'all'], metavar='contacted|all',
+                   help="add reason codes (exact contributions of the deployed model; local engine): --reasons or "
+                   "--reasons contacted explains the call list (policy_action not monitor, held-out included), "
+                   "--reasons all every customer (slower: the explainer walks every tree path)")
+    p.add_argument('--threads', type=int, metavar='N', help="threads of the compiled tree walk (default: every core)")
     p.add_argument('--top-k', type=int, metavar='K', help="reasons per customer with --reasons (default: 4)")
     p.add_argument('--quiet', '-q', action='store_true', help="no progress bar on stderr")
     p.add_argument('--config', metavar='FILE', type=Path, help="TOML settings file (see configs/); flags override it")
@@ -78,7 +84,8 @@ def score_text(s: dict) -> str:
                       f"  expected profit: {s['expected_profit']:,.2f}" + (f" (capacity {s['capacity']})"
                                                                            if s['capacity'] else ''),
                       f"  rows with warnings: {s['rows_with_warnings']:,}",
-                      *([f"  reasons: top {s['reasons']} per customer"] if s.get('reasons') else []),
+                      *([f"  reasons: top {s['reasons']} for {s.get('rows_with_reasons', 0):,} customers "
+                         f"({s.get('reasons_for', 'contacted')})"] if s.get('reasons') else []),
                       *holdout_text(s.get('holdout')),
                       f"  model {s['model_version']}, {s['policy_version']}",
                       f"  decisions: {s['out']}", f"  summary: {s['summary_file']}"])
@@ -87,6 +94,7 @@ def cmd_score(args) -> int:
     "Run `bayespilot score`."
     if args.top_k is not None and not args.reasons: raise ConfigError('--top-k needs --reasons')
     if args.reasons and args.engine == 'spark': raise ConfigError('--reasons is not available with --engine spark')
+    if args.threads is not None and args.engine == 'spark': raise ConfigError('--threads is for the local engine')
     reasons = (4 if args.top_k is None else args.top_k) if args.reasons else None
     over = {'paths.reports': None if args.reports_dir is None else str(args.reports_dir),
             'tracking.uri': args.tracking_uri}
@@ -98,6 +106,7 @@ def cmd_score(args) -> int:
         s = score_file_spark(settings, args.data, args.out, master=args.spark_master, **kw)
     else:
         from bayespilot.score import score_file
-        s = score_file(settings, args.data, args.out, reasons=reasons, **kw)
+        s = score_file(settings, args.data, args.out, reasons=reasons, reasons_for=args.reasons or 'contacted',
+                       threads=args.threads, **kw)
     print(score_text(s))
     return 0

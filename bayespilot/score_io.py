@@ -4,18 +4,18 @@
 
 # %% ../nbs/20a_score_io.ipynb #e9e6fc0b
 from __future__ import annotations
-import csv, gzip, os
+import csv, gzip, math, os
 from pathlib import Path
 from typing import Iterator, Optional
 import numpy as np, pandas as pd
-import pyarrow as pa, pyarrow.csv as pacsv, pyarrow.parquet as pq
+import pyarrow as pa, pyarrow.compute as pc, pyarrow.csv as pacsv, pyarrow.parquet as pq
 from .config import DEFAULT_MISSING, ConfigError, DataError
 from .schema import Schema, level
 from .decision import CONTACT_ACTIONS
 
 # %% auto #0
-__all__ = ['parse_capacity', 'open_text', 'table_kind', 'file_columns', 'needed_columns', 'bad_csv_line', 'read_chunks',
-           'row_warnings', 'check_output', 'TableWriter']
+__all__ = ['parse_capacity', 'open_text', 'table_kind', 'file_columns', 'needed_columns', 'bad_csv_line', 'rechunk', 'ahead',
+           'read_chunks', 'distinct_rows', 'row_warnings', 'check_output', 'dictionary_columns', 'TableWriter']
 
 # %% ../nbs/20a_score_io.ipynb #bb1165f8
 def parse_capacity(text: Optional[str]) -> dict:
@@ -117,20 +117,33 @@ def _parquet_batches(path, columns: list[str], schema: Schema, rows: int) -> Ite
         yield b
 
 # %% ../nbs/20a_score_io.ipynb #14d2f325
+def rechunk(batches, rows: int) -> Iterator[pa.Table]:
+    "Record batches regrouped into tables of exactly `rows` rows (the last one shorter)."
+    held, n = [], 0
+    for b in batches:
+        held.append(b); n += b.num_rows
+        while n >= rows:
+            t = pa.Table.from_batches(held).combine_chunks()
+            yield t.slice(0, rows)
+            rest = t.slice(rows); held, n = rest.to_batches(), rest.num_rows
+    if n: yield pa.Table.from_batches(held)
+
+def ahead(items: Iterator, pool) -> Iterator:
+    "The items of `items`, the next one produced in `pool` (one worker thread) while the caller uses this one."
+    done = object()
+    nxt = pool.submit(next, items, done)
+    while (x := nxt.result()) is not done:
+        nxt = pool.submit(next, items, done)
+        yield x
+
 def read_chunks(path, schema: Schema, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:
     "The needed columns of a CSV or Parquet file as DataFrames of `chunk_rows` rows (the last one shorter)."
     if int(chunk_rows) < 1: raise ConfigError(f"--chunk-rows must be at least 1 (got {chunk_rows})")
     columns = needed_columns(path, schema)
     batches = (_parquet_batches(path, columns, schema, chunk_rows) if table_kind(path) == 'parquet' else
                _csv_batches(path, columns, schema, max(1 << 16, min(64 << 20, chunk_rows * 160))))
-    held, n = [], 0
-    for b in batches:
-        held.append(b); n += b.num_rows
-        while n >= chunk_rows:
-            t = pa.Table.from_batches(held).combine_chunks()
-            yield t.slice(0, chunk_rows).to_pandas()
-            rest = t.slice(chunk_rows); held, n = rest.to_batches(), rest.num_rows
-    if n: yield pa.Table.from_batches(held).to_pandas()
+    for t in rechunk(batches, chunk_rows): yield t.to_pandas()
+
 
 # %% ../nbs/20a_score_io.ipynb #45a2fc47
 def _unseen_messages(df: pd.DataFrame, schema: Schema) -> tuple[list[np.ndarray], list[list]]:
@@ -145,6 +158,14 @@ def _unseen_messages(df: pd.DataFrame, schema: Schema) -> tuple[list[np.ndarray]
         codes_out.append(np.where(bad[codes], codes, -1).astype(np.int32)); msgs.append(msg)
     return codes_out, msgs
 
+def distinct_rows(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    "`np.unique(key, axis=0, return_inverse=True)` of a small-integer matrix, each row packed into one int64 first."
+    lo, span = key.min(axis=0, initial=0), key.max(axis=0, initial=0) - key.min(axis=0, initial=0) + 1
+    if math.prod(int(s) for s in span) >= 2 ** 62: return np.unique(key, axis=0, return_inverse=True)
+    mult = np.cumprod([1, *span[:-1].tolist()]).astype(np.int64)
+    _, first, which = np.unique((key - lo).astype(np.int64) @ mult, return_index=True, return_inverse=True)
+    return key[first], which
+
 def row_warnings(df: pd.DataFrame, schema: Schema) -> np.ndarray:
     "Per row, the `/predict` warnings joined by '; ' (None when there are none): one text per distinct combination."
     n, (codes, msgs) = len(df), _unseen_messages(df, schema)
@@ -153,7 +174,7 @@ def row_warnings(df: pd.DataFrame, schema: Schema) -> np.ndarray:
     out, names, k = np.full(n, None, dtype=object), np.array(schema.features, dtype=object), len(codes)
     rows = np.flatnonzero((key[:, :k] >= 0).any(axis=1) | miss.any(axis=1))
     if not rows.size: return out
-    combos, which = np.unique(key[rows], axis=0, return_inverse=True)
+    combos, which = distinct_rows(key[rows])
     def text(u):
         w = [m[u[j]] for j, m in enumerate(msgs) if u[j] >= 0]
         if u[k:].any(): w.append(f"missing features imputed: {', '.join(names[u[k:] > 0])}")
@@ -169,6 +190,11 @@ def check_output(path, overwrite: bool) -> Path:
     if path.is_dir(): raise ConfigError(f"{path} is a folder, not a file")
     return path
 
+def dictionary_columns(t: pa.Table) -> list[str]:
+    "The columns worth a Parquet dictionary: dictionary-typed ones, and text with fewer than half its values distinct."
+    return [f.name for f, c in zip(t.schema, t.columns) if pa.types.is_dictionary(f.type)
+            or (pa.types.is_string(f.type) and pc.count_distinct(c).as_py() < 0.5 * len(c))]
+
 class TableWriter:
     "Appends pyarrow tables to a temporary file next to `path`; `commit()` renames it to `path`, `abort()` removes it."
     def __init__(self, path):
@@ -178,7 +204,8 @@ class TableWriter:
         "Append one table."
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.writer = (pq.ParquetWriter(self.tmp, t.schema) if self.kind == 'parquet' else
+            self.writer = (pq.ParquetWriter(self.tmp, t.schema, use_dictionary=dictionary_columns(t))
+                           if self.kind == 'parquet' else
                            pacsv.CSVWriter(pa.output_stream(str(self.tmp), compression='detect'), t.schema))
         self.writer.write_table(t)
     def commit(self) -> Path:

@@ -75,6 +75,7 @@ class Scenario:
     control: str = 'held_out'   # the customers gamma is learned against: 'held_out' (randomized) or 'untreated'
     references: bool = True     # False: score only the learning policy (faster; for benchmarks of the posterior)
     pooled: bool = True         # learn from every outcome so far from the first prior (False: this round's only)
+    calibration: str = 'fit'    # the model's calibration in the update (06f): 'fit', 'joint' or 'identity'
 
 def scenario(settings: Settings, rounds=None, batch=None, seed=None, true_gamma=None, holdout=None,
              exploration=None) -> Scenario:
@@ -126,7 +127,7 @@ def round_customers(scn: Scenario, r: int) -> tuple[pd.DataFrame, np.ndarray]:
 CONTROLS = ('held_out', 'untreated')
 
 def round_posteriors(dec: pd.DataFrame, churned, policy: Policy, level: float = 0.9,
-                     control: str = 'held_out') -> dict:
+                     control: str = 'held_out', calibration: str = 'fit') -> dict:
     "Each action's posterior of gamma (06f): its treated customers against the control; None without either."
     p, y, act = dec['p'].to_numpy(float), np.asarray(churned, dtype=bool), dec['action'].astype(str).to_numpy()
     if control not in CONTROLS: raise ConfigError(f"control must be one of {', '.join(CONTROLS)} (got {control!r})")
@@ -134,8 +135,8 @@ def round_posteriors(dec: pd.DataFrame, churned, policy: Policy, level: float = 
     for a in CONTACT_ACTIONS:
         t = act == a
         ab = policy.actions[a]
-        out[a] = gamma_posterior(p[held], y[held], p[t], y[t], ab['alpha'], ab['beta'],
-                                 level=level) if t.any() and held.any() else None
+        out[a] = gamma_posterior(p[held], y[held], p[t], y[t], ab['alpha'], ab['beta'], calibration,
+                                 level) if t.any() and held.any() else None
     return out
 
 def next_actions(policy: Policy, post: dict) -> dict:
@@ -196,7 +197,8 @@ def run_round(scn: Scenario, r: int, policy: Policy, first: Policy, predict,
     out = round_outcomes(dec['action'], p_true, v, gam, world, ds_r, round_rng(scn.seed, r, 1))
     frame = learning_data(dec, out, p_true, gam)
     data = pd.concat([*history, frame], ignore_index=True) if scn.pooled and len(history) else frame
-    post = round_posteriors(data, data['churned'], first if scn.pooled else policy, ds.credible_level, scn.control)
+    post = round_posteriors(data, data['churned'], first if scn.pooled else policy, ds.credible_level, scn.control,
+                            scn.calibration)
     truth = lambda a: world.gamma[a] if target_gamma(data, a) is None else target_gamma(data, a)
     count = lambda s: {a: int((s == a).sum()) for a in CONTACT_ACTIONS}
     rec = {'round': r, 'policy_version': policy.version, 'customers': len(p), 'contacted': count(dec['action']),

@@ -199,14 +199,13 @@ def score_file_spark(settings: Settings, data, out, model=None, capacity=None, c
     timings['decide_write_s'] = round(time.perf_counter() - t_w, 3)
     agg = spark.read.parquet(str(out)).groupBy('action').agg(F.count('*').alias('n'),
                                                             F.sum('expected_value').alias('ev')).toPandas()
-    frame = pd.DataFrame({'action': pd.Categorical(np.repeat(agg['action'], agg['n']), categories=ACTIONS),
-                          'expected_value': np.repeat(agg['ev'] / agg['n'], agg['n'])})
     n_warn = spark.read.parquet(str(out)).filter(F.col('warnings').isNotNull()).count()
-    summary = score_summary(frame, n_warn, time.perf_counter() - t0, m, capacity=caps, data=str(data), out=str(out),
-                            chunk_rows=chunk_rows, engine=f'spark {master}', spark_seconds=timings)
-    summary['expected_profit'] = float(agg['ev'].sum())
     held = spark.read.parquet(str(out)).filter(F.col('holdout')).groupBy('policy_action').count().toPandas()
-    summary['holdout']['held_out'] = {a: int(held.loc[held.policy_action == a, 'count'].sum()) for a in ACTIONS[1:]}
+    per = lambda t, a, col: int(t.loc[t.iloc[:, 0] == a, col].sum())
+    acc = {'rows': int(agg['n'].sum()), 'counts': [per(agg, a, 'n') for a in ACTIONS],
+           'held': [per(held, a, 'count') for a in ACTIONS], 'expected_profit': float(agg['ev'].sum())}
+    summary = score_summary(acc, n_warn, time.perf_counter() - t0, m, capacity=caps, data=str(data), out=str(out),
+                            chunk_rows=chunk_rows, engine=f'spark {master}', spark_seconds=timings)
     if track: summary['mlflow_run_id'] = log_score_run(summary, settings)
     summary['summary_file'] = str(write_summary(summary, settings))
     return summary

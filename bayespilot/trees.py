@@ -5,12 +5,14 @@
 # %% ../nbs/13a_trees.ipynb #ab33142d
 from __future__ import annotations
 from dataclasses import dataclass
+from typing import Optional
 import numba, numpy as np
 from sklearn.tree import DecisionTreeClassifier
 
 # %% auto #0
-__all__ = ['NODE', 'NotCompiled', 'walk_sum', 'walk_rows', 'walk_blocks', 'node_depths', 'walk_steps', 'down_to_float32',
-           'Forest', 'block_arrays', 'pack_nodes', 'join_trees', 'sklearn_tree_nodes', 'hgb_tree_nodes']
+__all__ = ['NODE', 'BLOCK_NODE', 'NotCompiled', 'walk_sum', 'walk_rows', 'walk_blocks', 'node_depths', 'walk_steps', 'bfs_order',
+           'down_to_float32', 'Forest', 'block_arrays', 'pack_nodes', 'join_trees', 'sklearn_tree_nodes',
+           'hgb_tree_nodes']
 
 # %% ../nbs/13a_trees.ipynb #c87fa1a8
 class NotCompiled(Exception):
@@ -53,23 +55,27 @@ def walk_rows(X, nodes, roots, block=256):
     return out
 
 # %% ../nbs/13a_trees.ipynb #41bc3f47
+BLOCK_NODE = {True: np.dtype([('thr', 'f4'), ('code', 'u4')]),                   # 8 bytes: a forest's node
+              False: np.dtype([('thr', 'f8'), ('code', 'u4'), ('pad', 'u4')])}  # 16: boosting's float64 test
+
 @numba.njit(cache=True, nogil=True, parallel=True)
-def walk_blocks(X, feat, thr, child, value, leaf, roots, steps, block=256):
+def walk_blocks(X, nodes, value, roots, steps, shift, block=256):
     "`walk_sum` of every NaN-free row of `X`: per block, each tree `steps[t]` branch-free levels, then to its leaf."
-    n = X.shape[0]
-    out = np.zeros(n)
+    n, sh = X.shape[0], np.uint32(shift)
+    mask, out = np.uint32((1 << shift) - 1), np.zeros(n)
     for b in numba.prange((n + block - 1) // block):
         lo = b * block; m = min(n, lo + block) - lo
-        cur, acc = np.empty(m, np.int32), np.zeros(m)
+        cur, acc = np.empty(m, np.uint32), np.zeros(m)
         for t in range(len(roots)):                       # tree order, as `walk_sum` adds: the same float per row
             for j in range(m): cur[j] = roots[t]
             for _ in range(steps[t]):                     # m independent walks in flight, no branch to mispredict
                 for j in range(m):
-                    i = cur[j]
-                    cur[j] = child[2 * i + np.int32(X[lo + j, feat[i]] > thr[i])]
+                    nd = nodes[cur[j]]
+                    cur[j] = (nd.code >> sh) + np.uint32(X[lo + j, nd.code & mask] > nd.thr)
             for j in range(m):
-                i = cur[j]
-                while not leaf[i]: i = child[2 * i + np.int32(X[lo + j, feat[i]] > thr[i])]
+                i = cur[j]; nd = nodes[i]
+                while (nd.code >> sh) != i:               # a leaf points at itself (its threshold is +inf)
+                    i = (nd.code >> sh) + np.uint32(X[lo + j, nd.code & mask] > nd.thr); nd = nodes[i]
                 acc[j] += value[i]
         out[lo:lo + m] = acc
     return out
@@ -92,6 +98,15 @@ def walk_steps(f, count: np.ndarray, q: float = 0.8) -> np.ndarray:
         out[t] = depth[lf][o][min(np.searchsorted(w, q * w[-1]), len(lf) - 1)] if w[-1] > 0 else 0
     return out
 
+def bfs_order(left: np.ndarray, right: np.ndarray, leaf: np.ndarray, roots: np.ndarray) -> np.ndarray:
+    "The nodes of joined trees tree by tree, each tree breadth first: a node's two children side by side."
+    level, parts = np.asarray(roots), []
+    while level.size:
+        parts.append(level); inner = level[~leaf[level]]
+        level = np.column_stack([left[inner], right[inner]]).ravel()
+    order = np.concatenate(parts)
+    return order[np.argsort(np.searchsorted(roots, order, side='right'), kind='stable')]
+
 def down_to_float32(t: np.ndarray) -> np.ndarray:
     "Each float64 rounded down to the largest float32 not above it (`float32(x) <= t` iff `x <= that`)."
     with np.errstate(over='ignore'): t32 = t.astype(np.float32)
@@ -104,7 +119,7 @@ class Forest:
     feature: np.ndarray; threshold: np.ndarray; left: np.ndarray; right: np.ndarray
     missing_left: np.ndarray; leaf: np.ndarray; value: np.ndarray; roots: np.ndarray; float32: bool
     packed: np.ndarray = None  # one 24-byte record per node for the compiled walk (`pack_nodes`)
-    blocks: tuple = None       # the arrays of `walk_blocks` (`block_arrays`): the chunk walk
+    blocks: tuple = None       # the arguments of `walk_blocks` (`block_arrays`): the chunk walk
 
     def total(self, x: np.ndarray) -> float:
         "The sum over trees (in tree order) of the leaf value each tree gives to the row `x`: the compiled walk."
@@ -121,14 +136,20 @@ class Forest:
         if bad.size: out[bad] = walk_rows(X[bad].astype(np.float64), self.packed, self.roots)
         return out
 
-def block_arrays(f: Forest, count: np.ndarray) -> tuple:
-    "The arrays of `walk_blocks`: feature, threshold (a forest's rounded down to float32), child pairs, leaf ..."
-    node = np.arange(len(f.leaf))
-    child = np.empty(2 * len(node), np.int32)
-    child[0::2], child[1::2] = np.where(f.leaf, node, f.left), np.where(f.leaf, node, f.right)  # a leaf stays put
-    thr = np.where(f.leaf, 0.0, f.threshold)
-    return (np.where(f.leaf, 0, f.feature).astype(np.int32), down_to_float32(thr) if f.float32 else thr, child,
-            np.where(f.leaf, f.value, 0.0), f.leaf.astype(np.uint8), f.roots.astype(np.int32), walk_steps(f, count))
+def block_arrays(f: Forest, count: np.ndarray) -> Optional[tuple]:
+    "The arguments of `walk_blocks`: breadth-first nodes (threshold, left child << shift | feature), leaf values ..."
+    n, shift = len(f.leaf), max(1, int(max(f.feature.max(initial=0), 1)).bit_length())
+    if n >= 2 ** (32 - shift): return None                  # too many nodes for one 32-bit code: `walk_rows` only
+    order = bfs_order(f.left, f.right, f.leaf, f.roots)
+    new = np.empty(n, np.int64); new[order] = np.arange(n)
+    leaf, node = f.leaf[order], np.arange(n)
+    thr = down_to_float32(f.threshold[order]) if f.float32 else f.threshold[order]
+    nodes = np.zeros(n, BLOCK_NODE[f.float32])
+    nodes['thr'] = np.where(leaf, np.inf, thr)              # nothing is above +inf: a leaf's walk stays on it
+    left = np.where(leaf, node, new[np.where(leaf, 0, f.left[order])])
+    feat = np.where(leaf, 0, f.feature[order]).astype(np.uint32)
+    nodes['code'] = (left.astype(np.uint32) << np.uint32(shift)) | feat
+    return (nodes, np.where(leaf, f.value[order], 0.0), new[f.roots].astype(np.uint32), walk_steps(f, count), shift)
 
 def pack_nodes(f: Forest) -> np.ndarray:
     "The forest's nodes as one record array."
@@ -148,7 +169,7 @@ def join_trees(trees: list[dict], float32: bool) -> Forest:
                cat('right', True).astype(np.intp), cat('missing_left').astype(bool), leaf, cat('value'),
                offs.astype(np.intp), float32)
     f.packed = pack_nodes(f)
-    if len(f.leaf) < 2**31 and all('count' in t for t in trees): f.blocks = block_arrays(f, cat('count'))
+    if all('count' in t for t in trees): f.blocks = block_arrays(f, cat('count'))
     return f
 
 # %% ../nbs/13a_trees.ipynb #6a40ff6a

@@ -6,7 +6,11 @@ and Parquet input, capacities review=500,escalate=50; each figure is the median 
 each, said in the JSON). The same process also records a per-stage profile on 100 k rows and each tree model's
 compiled walk next to scikit-learn's own predict on the same trees and the same input matrix. Figures:
 reports/bench/score.json and score.png (score_quick.json with --quick).
+A reasons leg scores a small sample three times: without reasons, with `--reasons` (the call list) and with
+`--reasons all`. Split a long run into several bench-lock holds with --sizes, --no-baseline and --merge (each hold
+adds its runs to the same JSON; the figures of legs not rerun are kept and say when they were measured).
 Usage: python bench/bench_score.py [--quick] [--no-spark] [--no-5m] [--repeat 3] [--sizes 100000,300000]
+       [--no-baseline] [--merge] [--reasons-rows 2000] [--no-profile]
 """
 import argparse, json, os, statistics, sys, tempfile, time
 from pathlib import Path
@@ -20,8 +24,9 @@ RUN_SCORE = """
 import json, sys, time
 from bayespilot.config import Settings
 from bayespilot.score import score_file
+why = {} if len(sys.argv) < 7 or sys.argv[6] == 'none' else {'reasons': 4, 'reasons_for': sys.argv[6]}
 s = score_file(Settings(paths={'reports': sys.argv[4]}), sys.argv[1], sys.argv[2], model=sys.argv[3],
-               capacity=sys.argv[5], chunk_rows=100_000, progress=False, track=False, overwrite=True)
+               capacity=sys.argv[5], chunk_rows=100_000, progress=False, track=False, overwrite=True, **why)
 print(json.dumps(s))
 """
 
@@ -39,8 +44,12 @@ import json, statistics, sys, time
 import numpy as np, pandas as pd
 from bayespilot.config import Settings
 from bayespilot.model_store import load_model
-from bayespilot.score_io import read_chunks, row_warnings
+from bayespilot.score_io import TableWriter, read_chunks, row_warnings
 from bayespilot.decision import decide_batch
+from bayespilot.holdout import holdout_arm, no_id_warnings
+from bayespilot.score_plan import call_plan, chunk_decisions, id_arm
+from bayespilot.score import decision_table
+import pyarrow as pa, tempfile, pathlib
 from bayespilot.trees import join_trees, sklearn_tree_nodes, hgb_tree_nodes, walk_rows
 m = load_model(sys.argv[1], Settings()); reps = int(sys.argv[4])
 def med(fn):
@@ -61,8 +70,20 @@ out['pipeline_predict_proba'], q = med(lambda: m.pipeline.predict_proba(X)[:, 1]
 out['max_abs_dp'] = float(np.abs(p - q).max())
 out['row_warnings'], w = med(lambda: row_warnings(df, m.schema))
 v = np.full(n, 100.0)
-out['decide_batch_capacity'], _ = med(lambda: decide_batch(p, v, m.decision, capacity={'review': 500, 'escalate': 50},
-                                                           warn=False))
+out['decide_batch_capacity (before)'], _ = med(lambda: decide_batch(p, v, m.decision, warn=False,
+                                                                    capacity={'review': 500, 'escalate': 50}))
+ds, ids = m.decision, df['customer_id']
+out['holdout_arm+no_id_warnings (before)'], _ = med(lambda: (holdout_arm(ids, ds.experiment, ds.holdout_share),
+                                                             no_id_warnings(ids, w, ds.holdout_share)))
+out['id_arm'], (arm, _) = med(lambda: id_arm(ids, ds.experiment, ds.holdout_share))
+caps = {'review': 500, 'escalate': 50}
+out['call_plan'], plan = med(lambda: call_plan(p, v, arm, ds, caps))
+out['chunk_decisions'], dec = med(lambda: chunk_decisions(plan, p, v, arm, ds))
+spilled = pa.table({'id': pa.array(ids.astype(object), pa.string()), 'warnings': pa.array(w, pa.string())})
+out['decision_table'], tab = med(lambda: decision_table(spilled, p, dec, 'customer_id', m.version, m.policy_version))
+def write():
+    tw = TableWriter(pathlib.Path(tempfile.mkdtemp()) / 'o.parquet'); tw.write(tab); tw.commit()
+out['write_parquet'], _ = med(write)
 def models(est, path=''):
     "(name, fitted tree model, its fitted preprocessing) of every forest / boosting model inside the stack."
     from sklearn.pipeline import Pipeline
@@ -143,6 +164,7 @@ def run_rss(code: str, *args) -> dict:
     lines = [json.loads(l) for l in out.strip().splitlines() if l.startswith('{')]
     res = dict(lines[-1]); res['lines'] = lines
     res['peak_rss_mib'] = round(usage.ru_maxrss / 1024, 1)
+    res['process_cpu_s'] = round(usage.ru_utime + usage.ru_stime, 2)   # the whole process, load included
     return res
 
 
@@ -196,6 +218,18 @@ def median_runs(runs: list[dict]) -> dict:
     return mid
 
 
+def merged(old: dict, new: dict) -> dict:
+    "`new` over `old`: runs replaced by (engine, input, rows), legs not rerun kept with the date they were measured."
+    key = lambda r: (r['engine'], r['input'], r['rows'])
+    fresh = {key(r) for r in new['runs']}
+    out = {**{k: v for k, v in old.items() if k not in ('runs',)}, **{k: v for k, v in new.items() if k != 'runs'}}
+    out['runs'] = [r for r in old.get('runs', []) if key(r) not in fresh] + new['runs']
+    for k in ('baseline', 'spark', 'profile', 'reasons'):
+        if k in old and k not in new: out[k] = {**old[k], 'measured': old[k].get('measured', old.get('date'))}
+    out['load_average_by_hold'] = old.get('load_average_by_hold', []) + [new['load_average_start']]
+    return out
+
+
 def plot(res: dict, path: Path) -> None:
     "Rows/s and peak RSS against rows, CSV and Parquet, with the baseline: the PNG next to the JSON."
     import matplotlib; matplotlib.use('Agg')
@@ -225,6 +259,10 @@ def main(argv=None):
     ap.add_argument('--sizes', type=lambda s: [int(float(x)) for x in s.split(',')],
                     help='row counts to run instead, e.g. 100000,300000 (the baseline uses 1 M or the largest)')
     ap.add_argument('--name', default='score', help='figures file reports/bench/NAME.json (default: score)')
+    ap.add_argument('--no-baseline', action='store_true', help='skip the predict_proba baseline (kept with --merge)')
+    ap.add_argument('--no-profile', action='store_true', help='skip the per-stage profile (kept with --merge)')
+    ap.add_argument('--merge', action='store_true', help='add these runs to the existing JSON instead of replacing it')
+    ap.add_argument('--reasons-rows', type=int, default=2000, help='rows of the reasons leg (0: skip it)')
     a = ap.parse_args(argv)
     reps = 1 if a.quick else a.repeat
     sizes = a.sizes or ([20_000, 100_000] if a.quick else [100_000, 1_000_000] + ([] if a.no_5m else [5_000_000]))
@@ -233,9 +271,11 @@ def main(argv=None):
     model = deployed_model(tmp)
     import numpy as np, pandas as pd
     res = {'model': portable(model, tmp), 'capacity': CAPACITY, 'chunk_rows': 100_000, 'cores': os.cpu_count(),
-           'repeat': reps, 'load_average_start': os.getloadavg(), 'generation_seconds': {}, 'runs': []}
+           'repeat': reps, 'load_average_start': os.getloadavg(), 'generation_seconds': {}, 'runs': [],
+           'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}
     out = ROOT/'reports'/'bench'/(f'{a.name}_quick.json' if a.quick else f'{a.name}.json')
-    save = lambda: out.write_text(json.dumps(res, indent=2) + '\n')   # after every stage: a cut run keeps its figures
+    old = json.loads(out.read_text()) if a.merge and out.exists() else None
+    save = lambda: out.write_text(json.dumps(res if old is None else merged(old, res), indent=2) + '\n')
     files = {}
     def base(n):
         "The base of `n` rows, generated on first use (its generation time recorded)."
@@ -253,15 +293,34 @@ def main(argv=None):
             res['runs'].append({'engine': 'local', 'input': kind, 'rows': n, 'runs': len(runs), 'seconds': s['seconds'],
                                 'rows_per_s': s['rows_per_s'], 'all_rows_per_s': s['all_rows_per_s'],
                                 'peak_rss_mib': s['max_peak_rss_mib'], 'load_seconds': s['load_seconds'],
-                                'counts': s['counts'], 'expected_profit': s['expected_profit']})
+                                'counts': s['counts'], 'expected_profit': s['expected_profit'],
+                                'process_cpu_s': s['process_cpu_s'], 'threads': s.get('threads')})
             print(res['runs'][-1], flush=True); save()
     for n in sorted(x for x in sizes if x <= 1_000_000): local_runs(n)
+    if a.reasons_rows:
+        n, big = a.reasons_rows, min(sizes)
+        sample = tmp/f'sample_{n}.parquet'; pd.read_parquet(base(big)['parquet']).head(n).to_parquet(sample)
+        legs = {(mode, f): run_rss(RUN_SCORE, f, tmp/f'why_{mode}_{k}.parquet', model, tmp/'reports', CAPACITY, mode)
+                for k, f in ((n, sample), (big, base(big)['parquet'])) for mode in ('none', 'contacted', 'all')
+                if not (mode == 'all' and f != sample)}          # every row explained: the small sample only
+        res['reasons'] = {'capacity': CAPACITY, 'runs': [{'rows': r['rows'], 'reasons': mode,
+                          'rows_per_s': r['rows_per_s'], 'seconds': r['seconds'],
+                          'rows_with_reasons': r.get('rows_with_reasons')} for (mode, _), r in legs.items()],
+                          'note': 'one run each, top 4 reasons; contacted = the call list after the global allocation '
+                                  '(policy_action not monitor); all = every row'}
+        print('reasons', res['reasons'], flush=True); save()
+    if a.no_baseline:
+        for n in sorted(x for x in sizes if x > 1_000_000): local_runs(n)
+        res['load_average_end'] = os.getloadavg(); save(); print(f'figures: {portable(out)}')
+        final = res if old is None else merged(old, res)
+        if 'baseline' in final: plot(final, out.with_suffix('.png'))
+        return
     bs = [run_rss(RUN_BASELINE, model, base(main_n)['features'], tmp/'baseline_p.npy') for _ in range(reps)]
     b = median_runs(bs)
     res['baseline'] = {'what': 'deployed pipeline predict_proba (in memory, probabilities only)', 'rows': main_n,
                        'runs': len(bs), 'rows_per_s': round(b['rows_per_s']), 'all_rows_per_s':
                        [round(x) for x in b['all_rows_per_s']], 'seconds': round(b['seconds'], 2),
-                       'peak_rss_mib': b['max_peak_rss_mib']}
+                       'peak_rss_mib': b['max_peak_rss_mib'], 'process_cpu_s': b['process_cpu_s']}
     local = {r['input']: r for r in res['runs'] if r['rows'] == main_n}
     res['speedup_vs_predict_proba'] = {k: round(r['rows_per_s'] / b['rows_per_s'], 2) for k, r in local.items()}
     got = pd.read_parquet(tmp/f'out_{main_n}_parquet.parquet', columns=['churn_probability'])['churn_probability']
@@ -269,9 +328,10 @@ def main(argv=None):
     save(); print('baseline', res['baseline'], 'speed-up', res['speedup_vs_predict_proba'],
           'max |dp|', res['max_abs_dp_vs_predict_proba'], flush=True)
     n0 = min(sizes, key=lambda x: abs(x - 100_000))
-    res['profile'] = run_rss(RUN_PROFILE, model, base(n0)['csv'], base(n0)['parquet'], reps)
-    res['profile'].pop('lines', None)
-    print('profile', json.dumps(res['profile']), flush=True); save()
+    if not a.no_profile:
+        res['profile'] = run_rss(RUN_PROFILE, model, base(n0)['csv'], base(n0)['parquet'], reps)
+        res['profile'].pop('lines', None)
+        print('profile', json.dumps(res['profile']), flush=True); save()
     if not a.no_spark:
         n = a.spark_rows
         loc = median_runs([run_rss(RUN_SCORE, base(n)['parquet'], tmp/f'local_{n}.parquet', model, tmp/'reports',
@@ -300,7 +360,7 @@ def main(argv=None):
     for n in sorted(x for x in sizes if x > 1_000_000): local_runs(n)    # 5 M last: the headline figures first
     res['load_average_end'] = os.getloadavg()
     save(); print(f'figures: {portable(out)}')
-    plot(res, out.with_suffix('.png')); print(f'plot: {portable(out.with_suffix(".png"))}')
+    plot(res if old is None else merged(old, res), out.with_suffix('.png')); print(f'plot: {portable(out.with_suffix(".png"))}')
 
 
 if __name__ == '__main__': main()

@@ -91,8 +91,8 @@ def test_score_reasons_end_to_end(stack_world, capsys):
     d, stack, ds = stack_world
     base = generate(1500, seed=8)[0].drop(columns='churned')
     base.to_csv(d/'base.csv', index=False)
-    r = score(d, '--data', d/'base.csv', '--out', d/'why.csv', '--reasons', '--top-k', '3', '--chunk-rows', '400')
-    assert r.returncode == 0 and 'reasons: top 3 per customer' in r.stdout, r.stderr
+    r = score(d, '--data', d/'base.csv', '--out', d/'why.csv', '--reasons', 'all', '--top-k', '3', '--chunk-rows', '400')
+    assert r.returncode == 0 and 'reasons: top 3 for 1,500 customers (all)' in r.stdout, r.stderr
     got = pd.read_csv(d/'why.csv')
     assert [c for c in got.columns if c.startswith('reason_')] == [
         f'reason_{i}{s}' for i in (1, 2, 3) for s in ('', '_feature', '_contribution')]
@@ -103,7 +103,7 @@ def test_score_reasons_end_to_end(stack_world, capsys):
     from bayespilot.cli import main                                                   # the rest in process (quicker)
     common = ['score', '--model', str(d/'deployed_pipeline.pkl'), '--data', str(d/'base.csv'), '--quiet', '--no-mlflow',
               '--reports-dir', str(d/'reports')]
-    assert main([*common, '--out', str(d/'all.parquet'), '--reasons', '--top-k', str(n + 5)]) == 0
+    assert main([*common, '--out', str(d/'all.parquet'), '--reasons', 'all', '--top-k', str(n + 5)]) == 0
     full = pd.read_parquet(d/'all.parquet')
     total = full.base_value + full[[f'reason_{i}_contribution' for i in range(1, n + 1)]].fillna(0).sum(axis=1)
     assert np.abs(total - full.churn_probability).max() < 1e-9

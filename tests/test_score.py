@@ -108,3 +108,29 @@ def test_bad_input(world, case, capsys):
     if case == 'output exists': assert out.read_text() == 'keep me'
     else: assert not out.exists()
     assert not [p for p in d.iterdir() if p.name.startswith('.')], 'a temporary file was left behind'
+
+
+def test_reasons_of_the_call_list(world):
+    """`--reasons` explains the call list after the global allocation (policy_action not monitor: the contacted and
+    the held-out would-be-contacted), `--reasons all` every row; the same reasons on the call list, no decision
+    changed (nor by `--threads 1`)."""
+    d, _, _, _ = world
+    (d/'held.toml').write_text('[decision]\nholdout_share = 0.2\n')
+    from bayespilot.cli import main
+    args = ['score', '--model', str(d/'deployed_pipeline.pkl'), '--data', str(d/'base.parquet'), '--quiet',
+            '--no-mlflow', '--chunk-rows', '900', '--capacity', 'review=150,escalate=40', '--config', str(d/'held.toml'),
+            '--top-k', '3', '--reports-dir', str(d/'reports')]
+    assert main([*args, '--out', str(d/'why_calls.parquet'), '--reasons']) == 0
+    assert main([*args, '--out', str(d/'why_all.csv'), '--reasons', 'all', '--threads', '1']) == 0
+    calls, every = pd.read_parquet(d/'why_calls.parquet'), pd.read_csv(d/'why_all.csv')
+    on = calls['policy_action'] != 'monitor'
+    assert ((calls['action'] == 'review').sum(), (calls['action'] == 'escalate').sum()) == (150, 40)
+    assert on.sum() > 190 and calls['holdout'][on].any() and not calls['holdout'][~on].any()   # held out: on the list
+    assert calls['has_reasons'].tolist() == on.tolist() and every['has_reasons'].all()
+    assert calls['reason_1'][~on].isna().all() and calls['reason_3'][on].notna().all()
+    cols = [f'reason_{i}{s}' for i in (1, 2, 3) for s in ('', '_feature')]
+    assert calls.loc[on, cols].reset_index(drop=True).equals(every.loc[on, cols].reset_index(drop=True))
+    assert np.abs(calls.loc[on, 'reason_1_contribution'] - every.loc[on, 'reason_1_contribution']).max() < 1e-9
+    assert calls['action'].tolist() == every['action'].tolist()
+    summary = json.loads((d/'reports'/'score'/'why_calls_summary.json').read_text())
+    assert (summary['reasons'], summary['reasons_for'], summary['rows_with_reasons']) == (3, 'contacted', on.sum())

@@ -49,7 +49,8 @@ def test_posterior_moves_toward_the_truth(two_runs):
     esc = [r['gamma']['escalate'] for r in s['rounds']]
     assert esc[0]['prior_mean'] == pytest.approx(0.3) and esc[0]['true'] == pytest.approx(0.05)
     assert esc[0]['n_treated'] > 0 and esc[0]['n_untreated'] > 0
-    assert esc[0]['prior_mean'] > esc[0]['posterior_mean'] > esc[1]['posterior_mean']
+    assert esc[0]['prior_mean'] - 0.1 > max(esc[0]['posterior_mean'], esc[1]['posterior_mean'])   # far from the prior
+    assert esc[1]['posterior_interval'][0] < 0.05 < esc[1]['posterior_interval'][1]               # and around the truth
     widths = [g['posterior_interval'][1] - g['posterior_interval'][0] for g in esc]
     prior_width = esc[0]['prior_interval'][1] - esc[0]['prior_interval'][0]
     assert prior_width > widths[0] > widths[1]

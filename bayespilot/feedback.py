@@ -18,7 +18,7 @@ __all__ = ['CAL_PRIOR_MEAN', 'CAL_PRIOR_SD', 'CALIBRATIONS', 'ARMS', 'logit', 'f
            'binned_loglik', 'node_values', 'calibration_summary', 'joint_posterior', 'calibration_points',
            'gamma_posterior', 'check_arms', 'calibrated', 'arm_estimate', 'mean_difference', 'offer_probability',
            'contact_profit', 'qini_curve', 'control_mask', 'action_belief', 'prior_belief', 'update_beliefs',
-           'posterior_actions']
+           'posterior_actions', 'prior_worth']
 
 # %% ../nbs/06f_feedback.ipynb #609286dd
 CAL_PRIOR_MEAN = (0.0, 1.0)   # prior mean of (a, b) in logit c = a + b logit p: calibrated
@@ -345,3 +345,11 @@ def update_beliefs(p, churned, arm, ds, values=None, policy_action=None, offer_t
 def posterior_actions(beliefs: dict) -> dict:
     "The next policy's actions: each action's moment-matched Beta."
     return {a: dict(b['beta_fit']) for a, b in beliefs.items()}
+
+# %% ../nbs/06f_feedback.ipynb #a8c8c035
+def prior_worth(alpha: float, beta: float, p: float) -> float:
+    "Treated customers at churn probability p (calibration known) whose information about gamma equals the prior's."
+    m = alpha / (alpha + beta)
+    q = p * (1 - m)
+    return (alpha + beta + 1) / (m * (1 - m)) / (p * p / (q * (1 - q)))
+

@@ -284,8 +284,13 @@ def campaign_summary(rows) -> dict:
     "Shares of seeds whose interval holds the arm-means estimate and the truth; widths and the estimate's distance."
     r = np.array(rows, float)
     has_est, has_truth = (r[:, 2] <= r[:, 4]) & (r[:, 4] <= r[:, 3]), (r[:, 2] <= r[:, 5]) & (r[:, 5] <= r[:, 3])
+    inside = (r[:, 4] >= 0) & (r[:, 4] <= 1)                 # a gamma outside [0, 1] no interval of gamma can hold
     return {'seeds': len(r), 'contains_arm_means_estimate': round(float(has_est.mean()), 3),
-            'contains_arm_means_estimate_ci95': share_ci(has_est), 'covers_truth': round(float(has_truth.mean()), 3),
+            'contains_arm_means_estimate_ci95': share_ci(has_est),
+            'arm_means_estimate_outside_0_1': round(float(1 - inside.mean()), 3),
+            'contains_arm_means_estimate_when_inside_0_1':
+                round(float(has_est[inside].mean()), 3) if inside.any() else None,
+            'covers_truth': round(float(has_truth.mean()), 3),
             'covers_truth_ci95': share_ci(has_truth),
             'median_interval_width': round(float(np.median(r[:, 3] - r[:, 2])), 4),
             'median_abs_mean_minus_arm_estimate_in_sd': round(float(np.median(np.abs(r[:, 0] - r[:, 4]) / r[:, 1])), 3),
@@ -455,7 +460,7 @@ def run_sections(names, quick, res):
                                                    control='untreated')
     if designs is not None: res['estimator_check'] = bench_estimator(designs, 1 if quick else 2)
     if 'campaign' in names:
-        res['campaign_replay'] = bench_campaigns(seeds[:3 if quick else 40], seeds[:2 if quick else 20])
+        res['campaign_replay'] = bench_campaigns(seeds[:3 if quick else 40], seeds[:2 if quick else 10])
     if 'learning' in names:
         res['learning'] = bench_learning(4 if quick else 10, 2500 if quick else 5000, list(range(2 if quick else 3)))
     if 'economy' in names:

@@ -207,7 +207,8 @@ def main(argv=None):
     rf_pipe = forest_pipeline(members(stack)[next(n for n in stack.names_ if kind_of(n) == 'RF')])
     res['forest_kernel'] = forest_kernel(rf_pipe, base, a, old)
     print('forest kernel', res['forest_kernel'], flush=True)
-    ours = latency(lambda x: explainer(rf_pipe).part.margin(x, {}), rows[:20])['p50_us']
+    rf_part = explainer(rf_pipe).part
+    ours = latency(lambda x: rf_part.margin(x, {}), rows[:20])['p50_us']
     res['shap_baseline_rf'] = shap_baseline(rf_pipe, base.iloc[:20], ours)
     if a.deep and Path(a.deep).exists():
         deep = forest_pipeline(members(joblib.load(a.deep))['random_forest'])

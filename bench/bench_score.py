@@ -227,6 +227,9 @@ def merged(old: dict, new: dict) -> dict:
     for k in ('baseline', 'spark', 'profile', 'reasons'):
         if k in old and k not in new: out[k] = {**old[k], 'measured': old[k].get('measured', old.get('date'))}
     out['load_average_by_hold'] = old.get('load_average_by_hold', []) + [new['load_average_start']]
+    b = out.get('baseline')
+    if b: out['speedup_vs_predict_proba'] = {r['input']: round(r['rows_per_s'] / b['rows_per_s'], 2)
+                                             for r in out['runs'] if r['rows'] == b['rows'] and r['engine'] == 'local'}
     return out
 
 

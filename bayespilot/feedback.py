@@ -184,12 +184,6 @@ def calibration_theta(calibration) -> np.ndarray | None:
         raise ConfigError(f"calibration must be 'fit', 'joint', 'identity' or a pair (a, b) (got {calibration!r})")
     return th
 
-def untreated_fit(l_u, y_u) -> tuple:
-    "`fit_calibration` of the untreated customers; a ConfigError when there are none."
-    if len(l_u) == 0: raise ConfigError("no untreated (held-out or monitored) customer: the calibration cannot be "
-                                        "estimated; pass calibration='identity' to assume it")
-    return fit_calibration(l_u, y_u)
-
 def binned_loglik(l1, l0, th, bins: int = 512):
     "A fast approximate smooth log-lik(gammas) at fixed (a, b): the non-churned's c pooled in `bins` bins (window)."
     c0 = special.expit(th[0] + th[1] * l0)

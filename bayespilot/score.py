@@ -15,7 +15,7 @@ from .config import ConfigError, DecisionSettings, Settings
 from .decision import ACTIONS, decide_batch
 from .artifacts import atomic_write_json
 from .model_store import LoadedModel, load_model, policy_version
-from .holdout import BOUNDS, audit_constants, holdout_arm, no_id_warnings
+from .holdout import BOUNDS, audit_constants, no_id_warnings
 from .tracking import open_tracking
 from .reasons import check_top_k
 from .reason_codes import reason_columns
@@ -24,9 +24,9 @@ from .score_io import (TableWriter, ahead, check_output, parse_capacity, read_ch
 from .score_plan import CallPlan, call_plan, chunk_decisions, id_arm
 
 # %% auto #0
-__all__ = ['REASON_ROWS', 'chunk_probabilities', 'chunk_values', 'chunk_ids', 'chunk_arm', 'decision_table', 'for_format',
-           'side_columns', 'spill_scores', 'chunk_reasons', 'tally', 'write_decisions', 'holdout_summary',
-           'score_summary', 'log_score_run', 'write_summary', 'check_threads', 'score_file']
+__all__ = ['REASON_ROWS', 'chunk_probabilities', 'chunk_values', 'chunk_ids', 'decision_table', 'for_format', 'side_columns',
+           'spill_scores', 'chunk_reasons', 'reread', 'tally', 'write_decisions', 'holdout_summary', 'score_summary',
+           'log_score_run', 'write_summary', 'check_threads', 'score_file']
 
 # %% ../nbs/20b_score.ipynb #ae6036df
 def chunk_probabilities(m: LoadedModel, df: pd.DataFrame) -> np.ndarray:
@@ -46,12 +46,6 @@ def chunk_ids(m: LoadedModel, df: pd.DataFrame, start: int) -> pa.Array:
     "The customer ids of a chunk (as text), or the row numbers (1-based) when the file has no id column."
     if m.schema.id and m.schema.id in df: return pa.array(df[m.schema.id].astype(object), pa.string())
     return pa.array(np.arange(start + 1, start + len(df) + 1))
-
-def chunk_arm(m: LoadedModel, df: pd.DataFrame) -> np.ndarray:
-    "Per row, whether the customer is in the holdout arm (`holdout.holdout_arm` of the id column; none without it)."
-    ds = m.decision
-    if not (m.schema.id and m.schema.id in df): return np.zeros(len(df), dtype=bool)
-    return id_arm(df[m.schema.id], ds.experiment, ds.holdout_share)[0]
 
 # %% ../nbs/20b_score.ipynb #917450ba
 def _labels(codes, labels) -> pa.Array:
@@ -115,6 +109,17 @@ def chunk_reasons(m: LoadedModel, df: pd.DataFrame, rows: np.ndarray, k: int) ->
     at = pa.array(pos, mask=pos < 0)
     return {name: pc.take(col, at) for name, col in part.items()} | {'has_reasons': pos >= 0}
 
+def reread(raw, spilled: pa.Table, id_name: str) -> pd.DataFrame:
+    "The input's next chunk for the reasons pass, refused unless its rows are the spilled ones (count and ids)."
+    df = next(raw, None)
+    same = df is not None and len(df) == spilled.num_rows
+    if same and id_name in df:
+        same = pa.array(df[id_name].astype(object), pa.string()).equals(spilled.column('id').combine_chunks())
+    if not same: raise ConfigError("the input changed between the scoring pass and the reasons pass (rows "
+                                   f"{spilled.num_rows} from the spill, {0 if df is None else len(df)} re-read); "
+                                   "score a file that is not being written to")
+    return df
+
 def tally(dec: dict, acc: dict) -> dict:
     "`acc` with a chunk's rows, counts per action, expected value and held-out customers by policy action added."
     k = len(ACTIONS)
@@ -138,7 +143,8 @@ def write_decisions(spill_path: Path, plan: CallPlan, p, v, arm, out: TableWrite
             why = None
             if explain:
                 rows = np.arange(t.num_rows) if explain[2] == 'all' else np.flatnonzero(dec['policy_action'] > 0)
-                why = chunk_reasons(m, next(raw), rows, explain[1]); dec['has_reasons'] = why['has_reasons']
+                why = chunk_reasons(m, reread(raw, t, id_name), rows, explain[1])
+                dec['has_reasons'] = why['has_reasons']
             table = for_format(decision_table(t, p[s], dec, id_name, m.version, m.policy_version, audit, why),
                                out.kind)
             if pending is not None: pending.result()

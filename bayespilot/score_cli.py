@@ -61,7 +61,8 @@ def add_score(sub, formatter_class=argparse.HelpFormatter) -> argparse.ArgumentP
                    help="add reason codes (exact contributions of the deployed model; local engine): --reasons or "
                    "--reasons contacted explains the call list (policy_action not monitor, held-out included), "
                    "--reasons all every customer (slower: the explainer walks every tree path)")
-    p.add_argument('--threads', type=int, metavar='N', help="threads of the compiled tree walk (default: every core)")
+    p.add_argument('--threads', type=int, metavar='N', help="threads of the compiled tree walk and of the reasons "
+                   "(numba and BLAS, for the whole process; default: every core)")
     p.add_argument('--top-k', type=int, metavar='K', help="reasons per customer with --reasons (default: 4)")
     p.add_argument('--quiet', '-q', action='store_true', help="no progress bar on stderr")
     p.add_argument('--config', metavar='FILE', type=Path, help="TOML settings file (see configs/); flags override it")

@@ -67,8 +67,9 @@ class CallPlan:
 
 def call_plan(p: np.ndarray, v: np.ndarray, arm: np.ndarray, ds: DecisionSettings, caps) -> CallPlan:
     "`decide_holdout`'s policy actions and cut-offs for the whole table, from the rows that can take part."
-    avail = tuple(available_actions(ds.capacity if caps is None else caps))
-    if not binding(ds.capacity if caps is None else caps, int((~arm).sum())):
+    caps = ds.capacity if caps is None else caps      # the settings' capacities unless the call overrides them
+    avail = tuple(available_actions(caps))
+    if not binding(caps, int((~arm).sum())):
         return CallPlan(None, np.zeros(len(CONTACT_ACTIONS)), avail)
     rows = allocation_rows(p, v, arm, ds, caps)
     policy = np.zeros(p.size, np.int8)

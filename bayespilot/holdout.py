@@ -56,17 +56,19 @@ def canonical_ids(ids) -> list:
     "`canonical_id` of every id (integer arrays converted at once)."
     a = ids.to_numpy() if isinstance(ids, (pd.Series, pd.Index)) else np.asarray(ids, dtype=object
                                                                                    if isinstance(ids, list) else None)
-    if a.dtype.kind in 'iu': return [str(x) for x in a.tolist()]
-    return [canonical_id(x) for x in a.tolist()]
+    vals = a.tolist()
+    if a.dtype.kind in 'iu': return [str(x) for x in vals]
+    if all(type(x) is str for x in vals): return [x.strip() or None for x in vals]   # text ids: one tight loop
+    return [canonical_id(x) for x in vals]
 
 def holdout_units(ids, experiment: str = 'default') -> np.ndarray:
     "`holdout_unit` of every id, vectorised (NaN where the id is missing)."
     prefix, texts = experiment_hash(experiment), canonical_ids(ids)
-    out, where, buf = np.full(len(texts), np.nan), [], bytearray()
-    for i, t in enumerate(texts):
-        if t is None: continue
-        h = prefix.copy(); h.update(t.encode('utf-8')); buf += h.digest(); where.append(i)
-    out[where] = (np.frombuffer(bytes(buf), dtype='>u8') >> np.uint64(11)).astype(float) * _SCALE
+    def digest(t: str) -> bytes:
+        h = prefix.copy(); h.update(t.encode('utf-8')); return h.digest()
+    where = [i for i, t in enumerate(texts) if t is not None]
+    out = np.full(len(texts), np.nan)
+    out[where] = (np.frombuffer(b''.join(digest(texts[i]) for i in where), dtype='>u8') >> np.uint64(11)) * _SCALE
     return out
 
 def holdout_arm(ids, experiment: str, share: float) -> np.ndarray:

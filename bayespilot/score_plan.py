@@ -10,7 +10,7 @@ import numpy as np
 from .config import ConfigError, DecisionSettings
 from .decision import ACTIONS, CONTACT_ACTIONS, action_arrays, ev_interval, expected_values
 from .holdout import (available_actions, bound_codes, capacity_limits, constrained_actions,
-                                decide_holdout, experiment_hash, holdout_arm)
+                                decide_holdout, holdout_arm)
 
 # %% auto #0
 __all__ = ['id_arm', 'contact_gains', 'top_rows', 'binding', 'allocation_rows', 'CallPlan', 'call_plan', 'chunk_policy',
@@ -18,16 +18,9 @@ __all__ = ['id_arm', 'contact_gains', 'top_rows', 'binding', 'allocation_rows', 
 
 # %% ../nbs/20aa_score_plan.ipynb #9279a40b
 def id_arm(ids, experiment: str, share: float) -> tuple[np.ndarray, bool]:
-    "`holdout.holdout_arm` of a chunk's ids, and whether every id is present (text ids: one tight loop)."
+    "`holdout.holdout_arm` of a chunk's ids, and whether they are all non-blank text (no row can lack an id)."
     vals = ids.tolist() if hasattr(ids, 'tolist') else list(ids)
-    texts = [x.strip() for x in vals] if all(type(x) is str for x in vals) else None
-    if texts is None or not all(texts): return holdout_arm(ids, experiment, share), False
-    if share == 0: return np.zeros(len(texts), bool), True
-    h0 = experiment_hash(experiment)
-    def digest(t: str) -> bytes:
-        h = h0.copy(); h.update(t.encode('utf-8')); return h.digest()
-    units = (np.frombuffer(b''.join(map(digest, texts)), dtype='>u8') >> np.uint64(11)) * 2.0 ** -53
-    return units < share, True
+    return holdout_arm(ids, experiment, share), all(type(x) is str and x.strip() for x in vals)
 
 # %% ../nbs/20aa_score_plan.ipynb #af3e52b5
 def contact_gains(p: np.ndarray, v: np.ndarray, ds: DecisionSettings, step: int = 1 << 20) -> np.ndarray:

@@ -4,17 +4,18 @@
 
 # %% ../nbs/13d_treeshap.ipynb #7454cf54
 from __future__ import annotations
-import threading
+import functools, os, threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 import numba, numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from .trees import NotCompiled
 
 # %% auto #0
-__all__ = ['SHAP_NODE', 'LIVE', 'LEAF', 'MISSING_LEFT', 'PAIR', 'FASTMATH', 'gauss_legendre', 'preorder', 'path_covers',
-           'goes_left', 'tree_phi', 'leaf_sum', 'new_scratch', 'row_phi', 'rows_phi', 'split_row_phi', 'TreeArrays',
-           'tree_depth', 'live_nodes', 'shap_layout', 'pair_tables', 'join_tree_arrays', 'forest_arrays',
-           'boosting_arrays', 'tree_arrays', 'tree_shap']
+__all__ = ['SHAP_NODE', 'LIVE', 'LEAF', 'MISSING_LEFT', 'PAIR', 'FASTMATH', 'SPLIT_NODES', 'gauss_legendre', 'preorder',
+           'path_covers', 'goes_left', 'tree_phi', 'leaf_sum', 'new_scratch', 'row_phi', 'rows_phi', 'helper_thread',
+           'usable_cpus', 'balanced_cut', 'TreeArrays', 'tree_depth', 'live_nodes', 'shap_layout', 'pair_tables',
+           'join_tree_arrays', 'forest_arrays', 'boosting_arrays', 'tree_arrays', 'tree_shap']
 
 # %% ../nbs/13d_treeshap.ipynb #7484004f
 def gauss_legendre(m_max: int) -> tuple[np.ndarray, np.ndarray]:
@@ -171,15 +172,22 @@ def rows_phi(X, own, width, nodes, roots, ms, T, W, A, depth, blocks):
             total[r] = leaf_sum(X[r], nodes, roots, 0, len(roots))
     return phi, total
 
-@numba.njit(cache=True, nogil=True, parallel=True)
-def split_row_phi(x, own, width, nodes, roots, ms, T, W, A, F, I, E):
-    "One row's contributions and leaf sum, its trees shared among the `len(F)` parts of the scratch in parallel."
-    parts, n = len(F), len(roots)
-    out = np.zeros((parts, width))
-    for c in numba.prange(parts):
-        row_phi(x, out[c], own, nodes, roots, ms, T, W, A, F[c], I[c], E[c], c * n // parts,
-                (c + 1) * n // parts)
-    return out.sum(axis=0), leaf_sum(x, nodes, roots, 0, n)
+SPLIT_NODES = 20_000   # a model with at least this many live nodes walks one row on two threads (`TreeArrays.cut`)
+
+@functools.cache
+def helper_thread(pid: int) -> ThreadPoolExecutor:
+    "The one thread of process `pid` that walks the second share of a row's trees (made on first use, not inherited)."
+    return ThreadPoolExecutor(1, thread_name_prefix=f'treeshap-{pid}')
+
+def usable_cpus() -> int:
+    "The CPUs this process may run on."
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+
+def balanced_cut(nodes: np.ndarray, roots: np.ndarray) -> int:
+    "The tree where the second of two runs of trees starts, each with half the live nodes (0: too few to split)."
+    live = np.add.reduceat(((nodes['flags'] & LIVE) != 0).astype(np.int64), roots)
+    if live.sum() < SPLIT_NODES or len(roots) < 2 or usable_cpus() < 2: return 0
+    return int(np.argmin(np.abs(np.cumsum(live)[:-1] - live.sum() / 2))) + 1
 
 # %% ../nbs/13d_treeshap.ipynb #2acf952c
 @dataclass
@@ -189,7 +197,7 @@ class TreeArrays:
     cover: np.ndarray; value: np.ndarray; roots: np.ndarray; depth: int; float32: bool; scale: float; offset: float
     live: np.ndarray = None   # a node with a non-zero leaf below it (the others are skipped: they add 0)
     layout: tuple = None      # (nodes, roots, points per tree, T, W, pair tables): what `tree_phi` walks
-    parts: int = 1            # one row's trees are shared among this many threads (`shap_row`)
+    cut: int = 0              # `shap_row`: trees from `cut` on are walked by the helper thread (0: no helper)
     local: threading.local = field(default_factory=threading.local, repr=False, compare=False)
 
     def expected(self) -> float:
@@ -211,19 +219,26 @@ class TreeArrays:
                             8 * numba.get_num_threads())
         return phi * self.scale, self.offset + tot * self.scale
 
+    def add_phi(self, x, phi, own, t0: int, t1: int):
+        "Add row `x`'s contributions from trees `t0` to `t1` - 1 into `phi`, with this thread's scratch (made once)."
+        sc = getattr(self.local, 'scratch', None)
+        if sc is None: sc = self.local.scratch = new_scratch(1, self.depth, self.layout[3].shape[1], len(x))
+        row_phi(x, phi, own, *self.layout, sc[0][0], sc[1][0], sc[2][0], t0, t1)
+
     def shap_row(self, x, owners=None, width=None) -> tuple[np.ndarray, float]:
-        "One row's contributions (a vector) and margin: no allocation but the output, trees split over `parts`."
-        x = self.rows(np.reshape(x, -1))
-        sc = getattr(self.local, 'scratch', None)                   # this thread's working memory, made once
-        if sc is None or len(sc[0]) != self.parts:
-            sc = self.local.scratch = new_scratch(self.parts, self.depth, self.layout[3].shape[1], len(x))
+        "One row's contributions (a vector) and margin; trees from `cut` on go to the helper thread meanwhile."
+        x, n = self.rows(np.reshape(x, -1)), len(self.roots)
         own = np.arange(len(x)) if owners is None else owners
-        w = len(x) if owners is None else width
-        if self.parts == 1:
-            phi = np.zeros(w)
-            row_phi(x, phi, own, *self.layout, sc[0][0], sc[1][0], sc[2][0], 0, len(self.roots))
-            tot = leaf_sum(x, self.layout[0], self.layout[1], 0, len(self.roots))
-        else: phi, tot = split_row_phi(x, own, w, *self.layout, *sc)
+        phi = np.zeros(len(x) if owners is None else width)
+        if self.cut:
+            rest = np.zeros_like(phi)
+            job = helper_thread(os.getpid()).submit(self.add_phi, x, rest, own, self.cut, n)
+            self.add_phi(x, phi, own, 0, self.cut)
+            tot = leaf_sum(x, self.layout[0], self.layout[1], 0, n)
+            job.result(); phi += rest
+        else:
+            self.add_phi(x, phi, own, 0, n)
+            tot = leaf_sum(x, self.layout[0], self.layout[1], 0, n)
         return phi * self.scale, self.offset + tot * self.scale
 
 def tree_depth(left: np.ndarray, right: np.ndarray) -> int:
@@ -287,6 +302,7 @@ def join_tree_arrays(trees: list[dict], float32: bool, scale: float = 1.0, offse
                     max(tree_depth(t['left'], t['right']) for t in trees), float32, float(scale), float(offset))
     ta.live = live_nodes(ta.left, ta.right, ta.value, ta.depth)
     ta.layout = shap_layout(ta)
+    ta.cut = balanced_cut(ta.layout[0], ta.layout[1])
     return ta
 
 # %% ../nbs/13d_treeshap.ipynb #a81c2aa7

@@ -79,19 +79,20 @@ def goes_left(x, nd) -> bool:
     return (nd.flags & MISSING_LEFT) != 0 if v != v else v <= nd.tv
 
 @numba.njit(cache=True, nogil=True, fastmath=FASTMATH)
-def tree_phi(x, phi, own, nodes, A, r0, r1, m, t, w, ost, fdp, P, G, S, Q, par, hl, fs, osv, ofd):
-    """Linear TreeSHAP of row `x` on the preorder tree `nodes[r0:r1]` (leaf pairs: tables `A`) at the `m` points `t`
-    (weights `w`): each edge's exact share added to `phi[own[feature]]`. The rest is scratch (`new_scratch`)."""
+def tree_phi(x, phi, own, nodes, A, r0, r1, t, w, ost, fdp, P, G, S, Q, par, hl, fs, osv, ofd):
+    """Linear TreeSHAP of row `x` on the preorder tree `nodes[r0:r1]` (leaf pairs: tables `A`) at the points `t`
+    (weights `w`; tuples, so the loops over them unroll): each edge's exact share added to `phi[own[feature]]`. The
+    rest is scratch (`new_scratch`)."""
     root = nodes[r0]
     if root.flags & (LIVE | LEAF) != LIVE: return      # a single leaf, or only zero leaves: nothing to share
-    for k in range(m): P[0, k] = 1.0; S[0, k] = 0.0
+    for k in range(len(t)): P[0, k] = 1.0; S[0, k] = 0.0
     par[0], hl[0] = r0, goes_left(x, root)
     j, cur = r0 + 1, 0
     while True:
         d = np.int64(nodes[j].depth) if j < r1 else 1
         while cur >= d:                                  # the nodes above the next one are finished: close them
             acc = 0.0
-            for k in range(m): acc += S[cur, k] * G[cur, k]; S[cur - 1, k] += S[cur, k]
+            for k in range(len(t)): acc += S[cur, k] * G[cur, k]; S[cur - 1, k] += S[cur, k]
             phi[own[fs[cur]]] += acc
             ost[fs[cur]], fdp[fs[cur]] = osv[cur], ofd[cur]
             cur -= 1
@@ -105,7 +106,7 @@ def tree_phi(x, phi, own, nodes, A, r0, r1, m, t, w, ost, fdp, P, G, S, Q, par, 
         oz, pz = o - zj, op - nd.zp
         if nd.flags & LEAF:                              # a leaf goes straight into its parent's sums
             v, acc = nd.tv, 0.0
-            for k in range(m):
+            for k in range(len(t)):
                 a = zj + oz * t[k]
                 p = P[d - 1, k] * v * Q[q, k]
                 S[d - 1, k] += p * a
@@ -114,21 +115,21 @@ def tree_phi(x, phi, own, nodes, A, r0, r1, m, t, w, ost, fdp, P, G, S, Q, par, 
             j += 1; continue
         osv[d], ofd[d], fs[d] = op, q, f
         ost[f], fdp[f] = o, d
-        for k in range(m):
+        for k in range(len(t)):
             a = zj + oz * t[k]
             Q[d, k] = 1.0 / a
             P[d, k] = P[d - 1, k] * a * Q[q, k]; G[d, k] = w[k] * (oz * Q[d, k] - pz * Q[q, k])
         if nd.flags & PAIR:                              # two leaves below: their sums and shares from a table
             g, pa, acc, share = np.int64(nd.feature), nd.pair, 0.0, 0.0
             s = 0 if ost[g] == 0 else (1 if goes_left(x, nd) else 2)
-            for k in range(m):
+            for k in range(len(t)):
                 sn = P[d, k] * A[pa, s, 0, k]
                 S[d - 1, k] += sn; acc += sn * G[d, k]; share += P[d, k] * A[pa, s, 1, k]
             phi[own[f]] += acc
             phi[own[g]] += share
             ost[f], fdp[f] = op, q
             j += nd.size; continue
-        for k in range(m): S[d, k] = 0.0
+        for k in range(len(t)): S[d, k] = 0.0
         par[d], hl[d] = j, goes_left(x, nd)
         cur = d
         j += 1
@@ -153,26 +154,26 @@ def new_scratch(parts, depth, m_max, n_features):
     return F, I, E
 
 @numba.njit(cache=True, nogil=True)
-def row_phi(x, phi, own, nodes, roots, ms, T, W, A, F, I, E, t0, t1):
+def row_phi(x, phi, own, nodes, roots, t, w, A, F, I, E, t0, t1):
     "`tree_phi` of row `x` over trees `t0` to `t1` - 1 with scratch `F`, `I`, `E` (one part of `new_scratch`)."
     for i in range(t0, t1):
-        m, r1 = ms[i], roots[i + 1] if i + 1 < len(roots) else len(nodes)
-        tree_phi(x, phi, own, nodes, A, roots[i], r1, m, T[m], W[m], E[0], E[1], F[0], F[1], F[2], F[3], I[0], I[1],
-                 I[2], I[3], I[4])
+        r1 = roots[i + 1] if i + 1 < len(roots) else len(nodes)
+        tree_phi(x, phi, own, nodes, A, roots[i], r1, t, w, E[0], E[1], F[0], F[1], F[2], F[3], I[0], I[1], I[2],
+                 I[3], I[4])
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def rows_phi(X, own, width, nodes, roots, ms, T, W, A, depth, blocks):
+def rows_phi(X, own, width, nodes, roots, t, w, A, depth, blocks):
     "Contributions (rows x `width`) and leaf sums of every row of `X`: `blocks` of rows in parallel, scratch each."
     n = X.shape[0]
     phi, total, blocks = np.zeros((n, width)), np.zeros(n), max(1, min(n, blocks))
     for b in numba.prange(blocks):
-        F, I, E = new_scratch(1, depth, T.shape[1], X.shape[1])
+        F, I, E = new_scratch(1, depth, len(t), X.shape[1])
         for r in range(b * n // blocks, (b + 1) * n // blocks):
-            row_phi(X[r], phi[r], own, nodes, roots, ms, T, W, A, F[0], I[0], E[0], 0, len(roots))
+            row_phi(X[r], phi[r], own, nodes, roots, t, w, A, F[0], I[0], E[0], 0, len(roots))
             total[r] = leaf_sum(X[r], nodes, roots, 0, len(roots))
     return phi, total
 
-SPLIT_NODES = 20_000   # a model with at least this many live nodes walks one row on two threads (`TreeArrays.cut`)
+SPLIT_NODES = 5_000    # a model with at least this many live nodes walks one row on two threads (`TreeArrays.cut`)
 
 @functools.cache
 def helper_thread(pid: int) -> ThreadPoolExecutor:
@@ -196,7 +197,7 @@ class TreeArrays:
     feature: np.ndarray; threshold: np.ndarray; left: np.ndarray; right: np.ndarray; default: np.ndarray
     cover: np.ndarray; value: np.ndarray; roots: np.ndarray; depth: int; float32: bool; scale: float; offset: float
     live: np.ndarray = None   # a node with a non-zero leaf below it (the others are skipped: they add 0)
-    layout: tuple = None      # (nodes, roots, points per tree, T, W, pair tables): what `tree_phi` walks
+    layout: tuple = None      # (nodes, roots, points t, weights w, pair tables): what `tree_phi` walks
     cut: int = 0              # `shap_row`: trees from `cut` on are walked by the helper thread (0: no helper)
     local: threading.local = field(default_factory=threading.local, repr=False, compare=False)
 
@@ -222,7 +223,7 @@ class TreeArrays:
     def add_phi(self, x, phi, own, t0: int, t1: int):
         "Add row `x`'s contributions from trees `t0` to `t1` - 1 into `phi`, with this thread's scratch (made once)."
         sc = getattr(self.local, 'scratch', None)
-        if sc is None: sc = self.local.scratch = new_scratch(1, self.depth, self.layout[3].shape[1], len(x))
+        if sc is None: sc = self.local.scratch = new_scratch(1, self.depth, len(self.layout[2]), len(x))
         row_phi(x, phi, own, *self.layout, sc[0][0], sc[1][0], sc[2][0], t0, t1)
 
     def shap_row(self, x, owners=None, width=None) -> tuple[np.ndarray, float]:
@@ -257,7 +258,7 @@ def live_nodes(left: np.ndarray, right: np.ndarray, value: np.ndarray, depth: in
     return live
 
 def shap_layout(ta: TreeArrays) -> tuple:
-    "The trees of `ta` in preorder as `SHAP_NODE` records, with each tree's number of Gauss-Legendre points."
+    "The trees of `ta` in preorder as `SHAP_NODE` records, with the Gauss-Legendre points that serve every tree."
     order = np.concatenate([preorder(ta.left, ta.right, r) for r in ta.roots])
     pos = np.empty(len(order), np.int64); pos[order] = np.arange(len(order))
     left, right = (np.where(a[order] < 0, -1, pos[np.maximum(a[order], 0)]) for a in (ta.left, ta.right))
@@ -271,10 +272,11 @@ def shap_layout(ta: TreeArrays) -> tuple:
     pair = ~leaf & (size == 3)                            # preorder: the two leaves are the next two nodes
     nodes['pair'] = np.where(pair, np.cumsum(pair) - 1, -1)
     nodes['flags'] = LIVE * ta.live[order] + LEAF * leaf + MISSING_LEFT * miss_left + PAIR * pair
-    ms = np.maximum((distinct + 1) // 2, 1)              # m points integrate degree 2m - 1 >= distinct - 1 exactly
-    T, W = gauss_legendre(int(ms.max()))
-    tree = np.searchsorted(roots, np.flatnonzero(pair), side='right') - 1
-    return nodes, roots, ms, T, W, pair_tables(nodes, np.flatnonzero(pair), T[ms[tree]], W[ms[tree]])
+    m = int(np.maximum((distinct + 1) // 2, 1).max())  # m points integrate degree 2m - 1 >= distinct - 1 exactly
+    T, W = gauss_legendre(m)
+    at = np.flatnonzero(pair)
+    A = pair_tables(nodes, at, np.broadcast_to(T[m, :m], (len(at), m)), np.broadcast_to(W[m, :m], (len(at), m)))
+    return nodes, roots, tuple(float(v) for v in T[m, :m]), tuple(float(v) for v in W[m, :m]), A
 
 def pair_tables(nodes: np.ndarray, at: np.ndarray, t: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Per split `at` whose children are two leaves, per state of its feature on the path (already left; followed,

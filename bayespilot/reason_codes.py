@@ -13,9 +13,9 @@ from .config import ConfigError
 from .reasons import check_top_k, top_reasons
 
 # %% auto #0
-__all__ = ['TOP_K', 'TRUE', 'FALSE', 'ExplainQuery', 'query_error', 'parse_top_k', 'explain_query', 'plain', 'reason_list',
-           'unavailable', 'row_reasons', 'batch_reasons', 'explain_one', 'explain_many', 'reason_order', 'value_text',
-           'signed_text', 'reason_columns']
+__all__ = ['TOP_K', 'TRUE', 'FALSE', 'INLINE_NODES', 'ExplainQuery', 'query_error', 'parse_top_k', 'explain_query', 'plain',
+           'reason_list', 'unavailable', 'row_reasons', 'batch_reasons', 'inline', 'explain_one', 'explain_many',
+           'reason_order', 'value_text', 'signed_text', 'reason_columns']
 
 # %% ../nbs/15a_reason_codes.ipynb #72fe6fc3
 TOP_K = 4  # reasons per decision unless `top_k` says otherwise
@@ -77,10 +77,17 @@ def batch_reasons(explainer, why: str, rows: list[dict], columns: list[str], k: 
     return [{'reasons': reason_list(e.row(i), k), 'base_value': float(e.base)} for i in range(len(rows))], []
 
 # %% ../nbs/15a_reason_codes.ipynb #1672068f
+INLINE_NODES = 50_000   # a one-row explanation walking fewer live tree nodes (about 1 ms) runs on the event loop
+
+def inline(explainer) -> bool:
+    "Whether one row's explanation is cheap enough to compute on the event loop (no model: only the warning)."
+    return explainer is None or explainer.nodes < INLINE_NODES
+
 async def explain_one(m, row: dict, q: ExplainQuery, warnings: list) -> dict:
-    "The reason fields of one request when `q.explain` (computed in a worker thread); a warning when unavailable."
+    "The reason fields of one request when `q.explain`, a warning when unavailable; a costly one in a worker thread."
     if not q.explain: return {}
-    fields, w = await run_in_threadpool(row_reasons, m.explainer, m.explain_reason, row, q.top_k)
+    args = (m.explainer, m.explain_reason, row, q.top_k)
+    fields, w = row_reasons(*args) if inline(m.explainer) else await run_in_threadpool(row_reasons, *args)
     warnings += w
     return fields
 

@@ -248,9 +248,10 @@ class PipelinePart:
             self.w, self.b, self.mu = self.model.coef_[0].astype(np.float64), float(self.model.intercept_[0]), \
                 reference_vector(self.prep)
             self.trees, self.link, self.base = None, expit, self.b + float(self.mu @ self.w)
+            self.nodes = 0
         else:
             self.trees = tree_arrays(self.model)
-            self.base = self.trees.expected()
+            self.base, self.nodes = self.trees.expected(), int(self.trees.live.sum())
             self.link = (lambda g: g) if type(self.model) is RandomForestClassifier else expit
 
     def matrix(self, X, cache: dict) -> np.ndarray:
@@ -282,7 +283,7 @@ class LogOddsPart:
     "`calibration.LogOdds`: the model's probability, and its log-odds as the decision function."
     def __init__(self, m: LogOdds):
         self.inner, self.bases = compile_part(m.estimator_), Bases()
-        self.names = self.inner.names
+        self.names, self.nodes = self.inner.names, self.inner.nodes
 
     def proba(self, X, cache) -> Additive: return self.inner.proba(X, cache)
     def decision(self, X, cache) -> Additive: return self.bases.through('logit', self.inner.proba(X, cache), log_odds)
@@ -304,7 +305,7 @@ class CalibratedPart:
                 raise NotCompiled(f'CalibratedClassifierCV(method={cc.method!r})')
             self.folds.append((compile_part(cc.estimator), hasattr(cc.estimator, 'decision_function'),
                                calibrator_function(cc.calibrators[0])))
-        self.names = self.folds[0][0].names
+        self.names, self.nodes = self.folds[0][0].names, sum(f[0].nodes for f in self.folds)
 
     def proba(self, X, cache) -> Additive:
         "Each fold's calibrator through its score (decision function when there is one), averaged."
@@ -324,7 +325,7 @@ class StackPart:
     "`stacking.Stack`: expit(intercept + sum of weight * logit(member probability clipped to [EPS, 1 - EPS]))."
     def __init__(self, m: Stack):
         self.members, self.w, self.b = [compile_part(x) for x in m.estimators_], m.weights_, float(m.intercept_)
-        self.names, self.bases = self.members[0].names, Bases()
+        self.names, self.bases, self.nodes = self.members[0].names, Bases(), sum(p.nodes for p in self.members)
         if any(p.names != self.names for p in self.members): raise NotCompiled('stack members with different features')
 
     def proba(self, X, cache) -> Additive:
@@ -383,7 +384,9 @@ class Explanation:
 
 class Explainer:
     "A deployed model compiled once for exact reason codes: `explain(df)` for a chunk, `explain_row(dict)` for one."
-    def __init__(self, part): self.part, self.features = part, list(part.names)
+    def __init__(self, part):
+        self.part, self.features = part, list(part.names)
+        self.nodes = part.nodes            # live tree nodes one row's explanation walks: what it costs
 
     def explain(self, X: pd.DataFrame) -> Explanation:
         "Every raw feature's contribution to every row's served probability."

@@ -22,7 +22,7 @@ from .features import SchemaCoercer
 from .calibration import LogOdds, log_odds
 from .stacking import EPS, Stack
 from .trees import NotCompiled
-from .treeshap import tree_arrays
+from .treeshap import tree_arrays, walk_shared
 
 # %% auto #0
 __all__ = ['UNSEEN', 'PARTS', 'step_owners', 'branch_columns', 'column_owners', 'known_levels', 'numeric_ops', 'Prep', 'missing',
@@ -248,10 +248,10 @@ class PipelinePart:
             self.w, self.b, self.mu = self.model.coef_[0].astype(np.float64), float(self.model.intercept_[0]), \
                 reference_vector(self.prep)
             self.trees, self.link, self.base = None, expit, self.b + float(self.mu @ self.w)
-            self.nodes = 0
+            self.nodes, self.tree_parts = 0, []
         else:
             self.trees = tree_arrays(self.model)
-            self.base, self.nodes = self.trees.expected(), int(self.trees.live.sum())
+            self.base, self.nodes, self.tree_parts = self.trees.expected(), int(self.trees.live.sum()), [self]
             self.link = (lambda g: g) if type(self.model) is RandomForestClassifier else expit
 
     def matrix(self, X, cache: dict) -> np.ndarray:
@@ -266,8 +266,8 @@ class PipelinePart:
             d = (M - self.mu) * self.w                               # one row: a bincount beats the matrix product
             phi = np.bincount(self.owners, d[0], k)[None] if len(M) == 1 else d @ self.to_raw
             return Additive(self.base, phi, M @ self.w + self.b)
-        if len(M) == 1:
-            phi, value = self.trees.shap_row(M[0], self.owners, k)
+        if len(M) == 1:                                              # walked already by `Explainer.explain_row`?
+            phi, value = cache.get(('walked', id(self))) or self.trees.shap_row(M[0], self.owners, k)
             return Additive(self.base, phi[None], np.array([value]))
         return Additive(self.base, *self.trees.shap(M, self.owners, k))
 
@@ -283,7 +283,7 @@ class LogOddsPart:
     "`calibration.LogOdds`: the model's probability, and its log-odds as the decision function."
     def __init__(self, m: LogOdds):
         self.inner, self.bases = compile_part(m.estimator_), Bases()
-        self.names, self.nodes = self.inner.names, self.inner.nodes
+        self.names, self.nodes, self.tree_parts = self.inner.names, self.inner.nodes, self.inner.tree_parts
 
     def proba(self, X, cache) -> Additive: return self.inner.proba(X, cache)
     def decision(self, X, cache) -> Additive: return self.bases.through('logit', self.inner.proba(X, cache), log_odds)
@@ -306,6 +306,7 @@ class CalibratedPart:
             self.folds.append((compile_part(cc.estimator), hasattr(cc.estimator, 'decision_function'),
                                calibrator_function(cc.calibrators[0])))
         self.names, self.nodes = self.folds[0][0].names, sum(f[0].nodes for f in self.folds)
+        self.tree_parts = [p for f in self.folds for p in f[0].tree_parts]
 
     def proba(self, X, cache) -> Additive:
         "Each fold's calibrator through its score (decision function when there is one), averaged."
@@ -326,6 +327,7 @@ class StackPart:
     def __init__(self, m: Stack):
         self.members, self.w, self.b = [compile_part(x) for x in m.estimators_], m.weights_, float(m.intercept_)
         self.names, self.bases, self.nodes = self.members[0].names, Bases(), sum(p.nodes for p in self.members)
+        self.tree_parts = [p for m in self.members for p in m.tree_parts]
         if any(p.names != self.names for p in self.members): raise NotCompiled('stack members with different features')
 
     def proba(self, X, cache) -> Additive:
@@ -387,6 +389,7 @@ class Explainer:
     def __init__(self, part):
         self.part, self.features = part, list(part.names)
         self.nodes = part.nodes            # live tree nodes one row's explanation walks: what it costs
+        self.trees = part.tree_parts        # the tree models inside, walked together for one row
 
     def explain(self, X: pd.DataFrame) -> Explanation:
         "Every raw feature's contribution to every row's served probability."
@@ -395,9 +398,14 @@ class Explainer:
         return Explanation(a.base, a.phi, a.value, self.features, X, X.index)
 
     def explain_row(self, row: dict) -> Explanation:
-        "The explanation of one raw customer dict (the compiled row path: no pandas)."
-        row = dict(row)
-        a = self.part.proba(row, {})
+        "The explanation of one raw customer dict (the compiled row path: no pandas; all trees walked at once)."
+        row, cache = dict(row), {}
+        if self.trees:                     # every tree model's walk shared between two threads (`walk_shared`)
+            xs = [p.trees.rows(p.matrix(row, cache)[0]) for p in self.trees]
+            walked = walk_shared([p.trees for p in self.trees], xs, [p.owners for p in self.trees],
+                                 [len(p.names) for p in self.trees])
+            cache.update({('walked', id(p)): w for p, w in zip(self.trees, walked)})
+        a = self.part.proba(row, cache)
         return Explanation(a.base, a.phi, a.value, self.features, row)
 
 def explainer(pipeline) -> Explainer:

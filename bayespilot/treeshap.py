@@ -14,8 +14,8 @@ from .trees import NotCompiled
 # %% auto #0
 __all__ = ['SHAP_NODE', 'LIVE', 'LEAF', 'MISSING_LEFT', 'PAIR', 'FASTMATH', 'SPLIT_NODES', 'gauss_legendre', 'preorder',
            'path_covers', 'goes_left', 'tree_phi', 'leaf_sum', 'new_scratch', 'row_phi', 'rows_phi', 'helper_thread',
-           'usable_cpus', 'balanced_cut', 'TreeArrays', 'tree_depth', 'live_nodes', 'shap_layout', 'pair_tables',
-           'join_tree_arrays', 'forest_arrays', 'boosting_arrays', 'tree_arrays', 'tree_shap']
+           'usable_cpus', 'shared_cut', 'walk_shared', 'TreeArrays', 'tree_depth', 'live_nodes', 'shap_layout',
+           'pair_tables', 'join_tree_arrays', 'forest_arrays', 'boosting_arrays', 'tree_arrays', 'tree_shap']
 
 # %% ../nbs/13d_treeshap.ipynb #7484004f
 def gauss_legendre(m_max: int) -> tuple[np.ndarray, np.ndarray]:
@@ -173,7 +173,7 @@ def rows_phi(X, own, width, nodes, roots, t, w, A, depth, blocks):
             total[r] = leaf_sum(X[r], nodes, roots, 0, len(roots))
     return phi, total
 
-SPLIT_NODES = 5_000    # a model with at least this many live nodes walks one row on two threads (`TreeArrays.cut`)
+SPLIT_NODES = 5_000    # from this many live nodes in all, one row's trees are walked on two threads (`walk_shared`)
 
 @functools.cache
 def helper_thread(pid: int) -> ThreadPoolExecutor:
@@ -184,11 +184,30 @@ def usable_cpus() -> int:
     "The CPUs this process may run on."
     return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
 
-def balanced_cut(nodes: np.ndarray, roots: np.ndarray) -> int:
-    "The tree where the second of two runs of trees starts, each with half the live nodes (0: too few to split)."
-    live = np.add.reduceat(((nodes['flags'] & LIVE) != 0).astype(np.int64), roots)
-    if live.sum() < SPLIT_NODES or len(roots) < 2 or usable_cpus() < 2: return 0
-    return int(np.argmin(np.abs(np.cumsum(live)[:-1] - live.sum() / 2))) + 1
+def shared_cut(sizes: list, min_nodes: int = SPLIT_NODES) -> tuple[int, int]:
+    """(model, tree) where the helper's run starts when the trees of several models, in order, with `sizes` live nodes
+    each, are cut in two runs of about half the nodes; (len(sizes), 0) leaves the helper nothing."""
+    flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in sizes])
+    if flat.sum() < min_nodes or len(flat) < 2 or usable_cpus() < 2: return len(sizes), 0
+    g = int(np.argmin(np.abs(np.cumsum(flat)[:-1] - flat.sum() / 2))) + 1      # the helper's first tree, overall
+    starts = np.cumsum([0] + [len(s) for s in sizes])
+    j = int(np.searchsorted(starts, g, side='right')) - 1
+    return j, g - int(starts[j])
+
+def walk_shared(tas: list, xs: list, owners: list, widths: list, min_nodes: int = SPLIT_NODES) -> list:
+    """One row's (contributions, margin) under each of the models `tas` (`TreeArrays`, the row `xs[i]` as each compares
+    it): the calling thread walks the first half of all their trees, the helper thread the rest, at the same time."""
+    j, t = shared_cut([ta.sizes for ta in tas], min_nodes)
+    phis, rest = [np.zeros(w) for w in widths], [np.zeros(w) for w in widths]
+    def helper():
+        for i in range(j, len(tas)):
+            tas[i].add_phi(xs[i], rest[i], owners[i], t if i == j else 0, len(tas[i].roots))
+    job = helper_thread(os.getpid()).submit(helper) if j < len(tas) else None
+    for i in range(min(j + 1, len(tas))):
+        tas[i].add_phi(xs[i], phis[i], owners[i], 0, t if i == j else len(tas[i].roots))
+    tots = [leaf_sum(x, ta.layout[0], ta.layout[1], 0, len(ta.roots)) for ta, x in zip(tas, xs)]
+    if job is not None: job.result()
+    return [((p + r) * ta.scale, ta.offset + s * ta.scale) for p, r, ta, s in zip(phis, rest, tas, tots)]
 
 # %% ../nbs/13d_treeshap.ipynb #2acf952c
 @dataclass
@@ -198,7 +217,7 @@ class TreeArrays:
     cover: np.ndarray; value: np.ndarray; roots: np.ndarray; depth: int; float32: bool; scale: float; offset: float
     live: np.ndarray = None   # a node with a non-zero leaf below it (the others are skipped: they add 0)
     layout: tuple = None      # (nodes, roots, points t, weights w, pair tables): what `tree_phi` walks
-    cut: int = 0              # `shap_row`: trees from `cut` on are walked by the helper thread (0: no helper)
+    sizes: np.ndarray = None  # live nodes per tree: what walking it costs (`walk_shared` shares them out)
     local: threading.local = field(default_factory=threading.local, repr=False, compare=False)
 
     def expected(self) -> float:
@@ -226,21 +245,11 @@ class TreeArrays:
         if sc is None: sc = self.local.scratch = new_scratch(1, self.depth, len(self.layout[2]), len(x))
         row_phi(x, phi, own, *self.layout, sc[0][0], sc[1][0], sc[2][0], t0, t1)
 
-    def shap_row(self, x, owners=None, width=None) -> tuple[np.ndarray, float]:
-        "One row's contributions (a vector) and margin; trees from `cut` on go to the helper thread meanwhile."
-        x, n = self.rows(np.reshape(x, -1)), len(self.roots)
+    def shap_row(self, x, owners=None, width=None, min_nodes: int = SPLIT_NODES) -> tuple[np.ndarray, float]:
+        "One row's contributions (a vector) and margin (`walk_shared`: a large model's trees on two threads)."
+        x = self.rows(np.reshape(x, -1))
         own = np.arange(len(x)) if owners is None else owners
-        phi = np.zeros(len(x) if owners is None else width)
-        if self.cut:
-            rest = np.zeros_like(phi)
-            job = helper_thread(os.getpid()).submit(self.add_phi, x, rest, own, self.cut, n)
-            self.add_phi(x, phi, own, 0, self.cut)
-            tot = leaf_sum(x, self.layout[0], self.layout[1], 0, n)
-            job.result(); phi += rest
-        else:
-            self.add_phi(x, phi, own, 0, n)
-            tot = leaf_sum(x, self.layout[0], self.layout[1], 0, n)
-        return phi * self.scale, self.offset + tot * self.scale
+        return walk_shared([self], [x], [own], [len(x) if owners is None else width], min_nodes)[0]
 
 def tree_depth(left: np.ndarray, right: np.ndarray) -> int:
     "The longest root-to-leaf path, in edges, of one tree's child arrays (-1 below a leaf)."
@@ -304,7 +313,7 @@ def join_tree_arrays(trees: list[dict], float32: bool, scale: float = 1.0, offse
                     max(tree_depth(t['left'], t['right']) for t in trees), float32, float(scale), float(offset))
     ta.live = live_nodes(ta.left, ta.right, ta.value, ta.depth)
     ta.layout = shap_layout(ta)
-    ta.cut = balanced_cut(ta.layout[0], ta.layout[1])
+    ta.sizes = np.add.reduceat(((ta.layout[0]['flags'] & LIVE) != 0).astype(np.int64), ta.layout[1])
     return ta
 
 # %% ../nbs/13d_treeshap.ipynb #a81c2aa7

@@ -22,7 +22,7 @@ from .features import SchemaCoercer
 from .calibration import LogOdds, log_odds
 from .stacking import EPS, Stack
 from .trees import NotCompiled
-from .treeshap import tree_arrays, walk_shared
+from .treeshap import shared_cut, tree_arrays, walk_shared
 
 # %% auto #0
 __all__ = ['UNSEEN', 'PARTS', 'step_owners', 'branch_columns', 'column_owners', 'known_levels', 'numeric_ops', 'Prep', 'missing',
@@ -390,6 +390,7 @@ class Explainer:
         self.part, self.features = part, list(part.names)
         self.nodes = part.nodes            # live tree nodes one row's explanation walks: what it costs
         self.trees = part.tree_parts        # the tree models inside, walked together for one row
+        self.cut = shared_cut([p.trees.sizes for p in self.trees]) if self.trees else None
 
     def explain(self, X: pd.DataFrame) -> Explanation:
         "Every raw feature's contribution to every row's served probability."
@@ -403,7 +404,7 @@ class Explainer:
         if self.trees:                     # every tree model's walk shared between two threads (`walk_shared`)
             xs = [p.trees.rows(p.matrix(row, cache)[0]) for p in self.trees]
             walked = walk_shared([p.trees for p in self.trees], xs, [p.owners for p in self.trees],
-                                 [len(p.names) for p in self.trees])
+                                 [len(p.names) for p in self.trees], self.cut)
             cache.update({('walked', id(p)): w for p, w in zip(self.trees, walked)})
         a = self.part.proba(row, cache)
         return Explanation(a.base, a.phi, a.value, self.features, row)

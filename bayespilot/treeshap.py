@@ -194,10 +194,10 @@ def shared_cut(sizes: list, min_nodes: int = SPLIT_NODES) -> tuple[int, int]:
     j = int(np.searchsorted(starts, g, side='right')) - 1
     return j, g - int(starts[j])
 
-def walk_shared(tas: list, xs: list, owners: list, widths: list, min_nodes: int = SPLIT_NODES) -> list:
+def walk_shared(tas: list, xs: list, owners: list, widths: list, cut: tuple) -> list:
     """One row's (contributions, margin) under each of the models `tas` (`TreeArrays`, the row `xs[i]` as each compares
-    it): the calling thread walks the first half of all their trees, the helper thread the rest, at the same time."""
-    j, t = shared_cut([ta.sizes for ta in tas], min_nodes)
+    it): the calling thread walks their trees up to `cut` (`shared_cut`), the helper thread the rest, meanwhile."""
+    j, t = cut
     phis, rest = [np.zeros(w) for w in widths], [np.zeros(w) for w in widths]
     def helper():
         for i in range(j, len(tas)):
@@ -218,6 +218,7 @@ class TreeArrays:
     live: np.ndarray = None   # a node with a non-zero leaf below it (the others are skipped: they add 0)
     layout: tuple = None      # (nodes, roots, points t, weights w, pair tables): what `tree_phi` walks
     sizes: np.ndarray = None  # live nodes per tree: what walking it costs (`walk_shared` shares them out)
+    cut: tuple = (1, 0)       # `shared_cut` of this model alone: where `shap_row`'s helper thread starts
     local: threading.local = field(default_factory=threading.local, repr=False, compare=False)
 
     def expected(self) -> float:
@@ -245,11 +246,11 @@ class TreeArrays:
         if sc is None: sc = self.local.scratch = new_scratch(1, self.depth, len(self.layout[2]), len(x))
         row_phi(x, phi, own, *self.layout, sc[0][0], sc[1][0], sc[2][0], t0, t1)
 
-    def shap_row(self, x, owners=None, width=None, min_nodes: int = SPLIT_NODES) -> tuple[np.ndarray, float]:
+    def shap_row(self, x, owners=None, width=None, cut=None) -> tuple[np.ndarray, float]:
         "One row's contributions (a vector) and margin (`walk_shared`: a large model's trees on two threads)."
         x = self.rows(np.reshape(x, -1))
         own = np.arange(len(x)) if owners is None else owners
-        return walk_shared([self], [x], [own], [len(x) if owners is None else width], min_nodes)[0]
+        return walk_shared([self], [x], [own], [len(x) if owners is None else width], cut or self.cut)[0]
 
 def tree_depth(left: np.ndarray, right: np.ndarray) -> int:
     "The longest root-to-leaf path, in edges, of one tree's child arrays (-1 below a leaf)."
@@ -314,6 +315,7 @@ def join_tree_arrays(trees: list[dict], float32: bool, scale: float = 1.0, offse
     ta.live = live_nodes(ta.left, ta.right, ta.value, ta.depth)
     ta.layout = shap_layout(ta)
     ta.sizes = np.add.reduceat(((ta.layout[0]['flags'] & LIVE) != 0).astype(np.int64), ta.layout[1])
+    ta.cut = shared_cut([ta.sizes])
     return ta
 
 # %% ../nbs/13d_treeshap.ipynb #a81c2aa7

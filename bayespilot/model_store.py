@@ -217,12 +217,14 @@ def probe(m: LoadedModel, n: int = 8) -> LoadedModel:
     return m
 
 def build_explainer(m: LoadedModel, n: int = 1) -> LoadedModel:
-    "`m` with its reason-code explainer once contributions add up on `n` random rows and an empty one; else why not."
+    "`m` with its explainer once contributions add up on `n` random rows and an empty one, per batch and per row."
     rows = random_rows(m.schema, n, seed=11) + [{}]
     try:
         ex = explainer(m.pipeline)
         e = ex.explain(pd.DataFrame(rows, columns=m.schema.features))
         err = float(np.max(np.abs(e.base + e.contributions.to_numpy().sum(axis=1) - m.probas(rows))))
+        one = ex.explain_row(rows[0])                  # the one-row path too (compiled here, not on a first request)
+        err = max(err, abs(one.base + float(one.phi.sum()) - m.proba(rows[0])))
     except NotCompiled as e: ex, why = None, f'this model kind is not covered: {e}'
     except Exception as e: ex, why = None, f'the explainer failed: {type(e).__name__}: {e}'
     else:

@@ -200,13 +200,20 @@ def walk_shared(tas: list, xs: list, owners: list, widths: list, cut: tuple) -> 
     j, t = cut
     phis, rest = [np.zeros(w) for w in widths], [np.zeros(w) for w in widths]
     def helper():
+        "The second run of trees, into `rest`."
         for i in range(j, len(tas)):
             tas[i].add_phi(xs[i], rest[i], owners[i], t if i == j else 0, len(tas[i].roots))
     job = helper_thread(os.getpid()).submit(helper) if j < len(tas) else None
-    for i in range(min(j + 1, len(tas))):
-        tas[i].add_phi(xs[i], phis[i], owners[i], 0, t if i == j else len(tas[i].roots))
-    tots = [leaf_sum(x, ta.layout[0], ta.layout[1], 0, len(ta.roots)) for ta, x in zip(tas, xs)]
-    if job is not None: job.result()
+    try:
+        for i in range(min(j + 1, len(tas))):
+            tas[i].add_phi(xs[i], phis[i], owners[i], 0, t if i == j else len(tas[i].roots))
+        tots = [leaf_sum(x, ta.layout[0], ta.layout[1], 0, len(ta.roots)) for ta, x in zip(tas, xs)]
+    except BaseException:
+        if job is not None: job.cancel()
+        raise
+    if job is not None:                                  # still queued behind other callers' runs: walk it here
+        if job.cancel(): helper()
+        else: job.result()
     return [((p + r) * ta.scale, ta.offset + s * ta.scale) for p, r, ta, s in zip(phis, rest, tas, tots)]
 
 # %% ../nbs/13d_treeshap.ipynb #2acf952c

@@ -248,10 +248,10 @@ class PipelinePart:
             self.w, self.b, self.mu = self.model.coef_[0].astype(np.float64), float(self.model.intercept_[0]), \
                 reference_vector(self.prep)
             self.trees, self.link, self.base = None, expit, self.b + float(self.mu @ self.w)
-            self.nodes, self.tree_parts = 0, []
+            self.tree_parts = []
         else:
             self.trees = tree_arrays(self.model)
-            self.base, self.nodes, self.tree_parts = self.trees.expected(), int(self.trees.live.sum()), [self]
+            self.base, self.tree_parts = self.trees.expected(), [self]
             self.link = (lambda g: g) if type(self.model) is RandomForestClassifier else expit
 
     def matrix(self, X, cache: dict) -> np.ndarray:
@@ -283,7 +283,7 @@ class LogOddsPart:
     "`calibration.LogOdds`: the model's probability, and its log-odds as the decision function."
     def __init__(self, m: LogOdds):
         self.inner, self.bases = compile_part(m.estimator_), Bases()
-        self.names, self.nodes, self.tree_parts = self.inner.names, self.inner.nodes, self.inner.tree_parts
+        self.names, self.tree_parts = self.inner.names, self.inner.tree_parts
 
     def proba(self, X, cache) -> Additive: return self.inner.proba(X, cache)
     def decision(self, X, cache) -> Additive: return self.bases.through('logit', self.inner.proba(X, cache), log_odds)
@@ -305,8 +305,7 @@ class CalibratedPart:
                 raise NotCompiled(f'CalibratedClassifierCV(method={cc.method!r})')
             self.folds.append((compile_part(cc.estimator), hasattr(cc.estimator, 'decision_function'),
                                calibrator_function(cc.calibrators[0])))
-        self.names, self.nodes = self.folds[0][0].names, sum(f[0].nodes for f in self.folds)
-        self.tree_parts = [p for f in self.folds for p in f[0].tree_parts]
+        self.names, self.tree_parts = self.folds[0][0].names, [p for f in self.folds for p in f[0].tree_parts]
 
     def proba(self, X, cache) -> Additive:
         "Each fold's calibrator through its score (decision function when there is one), averaged."
@@ -326,7 +325,7 @@ class StackPart:
     "`stacking.Stack`: expit(intercept + sum of weight * logit(member probability clipped to [EPS, 1 - EPS]))."
     def __init__(self, m: Stack):
         self.members, self.w, self.b = [compile_part(x) for x in m.estimators_], m.weights_, float(m.intercept_)
-        self.names, self.bases, self.nodes = self.members[0].names, Bases(), sum(p.nodes for p in self.members)
+        self.names, self.bases = self.members[0].names, Bases()
         self.tree_parts = [p for m in self.members for p in m.tree_parts]
         if any(p.names != self.names for p in self.members): raise NotCompiled('stack members with different features')
 
@@ -388,8 +387,8 @@ class Explainer:
     "A deployed model compiled once for exact reason codes: `explain(df)` for a chunk, `explain_row(dict)` for one."
     def __init__(self, part):
         self.part, self.features = part, list(part.names)
-        self.nodes = part.nodes            # live tree nodes one row's explanation walks: what it costs
         self.trees = part.tree_parts        # the tree models inside, walked together for one row
+        self.nodes = sum(int(p.trees.live.sum()) for p in self.trees)   # live tree nodes a row walks: its cost
         self.cut = shared_cut([p.trees.sizes for p in self.trees]) if self.trees else None
 
     def explain(self, X: pd.DataFrame) -> Explanation:

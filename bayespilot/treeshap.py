@@ -104,31 +104,26 @@ def tree_phi(x, phi, own, nodes, A, r0, r1, t, w, ost, fdp, P, G, S, Q, par, hl,
         o = op & np.int64((j == par[d - 1] + 1) == hl[d - 1])   # still followed: followed above and here
         zj, q = nd.z, fdp[f]                             # Q[q] = 1 / (feature's earlier factor), Q[0] = 1
         oz, pz = o - zj, op - nd.zp
-        if nd.flags & LEAF:                              # a leaf goes straight into its parent's sums
-            v, acc = nd.tv, 0.0
+        if nd.flags & (LEAF | PAIR):                     # a leaf, or a split over two leaves: into the parent's sums
+            g, pa, acc, share = np.int64(nd.feature), nd.pair, 0.0, 0.0
+            og = o if g == f else ost[g]                 # the state of the split's feature below this edge
+            s = np.int64(og != 0) * (2 - np.int64(goes_left(x, nd)))    # a table row, without a branch
+            vm = nd.tv if nd.flags & LEAF else 1.0       # a leaf's value times its table row (sums 1, share 0)
             for k in range(len(t)):
-                a = zj + oz * t[k]
-                p = P[d - 1, k] * v * Q[q, k]
-                S[d - 1, k] += p * a
-                acc += p * w[k] * (oz - a * pz * Q[q, k])
+                a, pq = zj + oz * t[k], P[d - 1, k] * Q[q, k]
+                sv = vm * A[pa, s, 0, k]                 # the subtree's sum of v · P, per unit of P at this node
+                S[d - 1, k] += pq * a * sv
+                acc += pq * sv * w[k] * (oz - a * pz * Q[q, k])
+                share += pq * a * A[pa, s, 1, k]
             phi[own[f]] += acc
-            j += 1; continue
+            phi[own[g]] += share
+            j += nd.size; continue
         osv[d], ofd[d], fs[d] = op, q, f
         ost[f], fdp[f] = o, d
         for k in range(len(t)):
             a = zj + oz * t[k]
             Q[d, k] = 1.0 / a
             P[d, k] = P[d - 1, k] * a * Q[q, k]; G[d, k] = w[k] * (oz * Q[d, k] - pz * Q[q, k])
-        if nd.flags & PAIR:                              # two leaves below: their sums and shares from a table
-            g, pa, acc, share = np.int64(nd.feature), nd.pair, 0.0, 0.0
-            s = 0 if ost[g] == 0 else (1 if goes_left(x, nd) else 2)
-            for k in range(len(t)):
-                sn = P[d, k] * A[pa, s, 0, k]
-                S[d - 1, k] += sn; acc += sn * G[d, k]; share += P[d, k] * A[pa, s, 1, k]
-            phi[own[f]] += acc
-            phi[own[g]] += share
-            ost[f], fdp[f] = op, q
-            j += nd.size; continue
         for k in range(len(t)): S[d, k] = 0.0
         par[d], hl[d] = j, goes_left(x, nd)
         cur = d
@@ -287,13 +282,15 @@ def shap_layout(ta: TreeArrays) -> tuple:
     nodes['size'], nodes['feature'], nodes['edge'], nodes['depth'] = size, ta.feature[order], edge, depth
     miss_left = (ta.default[order] == ta.left[order]) & ~leaf
     pair = ~leaf & (size == 3)                            # preorder: the two leaves are the next two nodes
-    nodes['pair'] = np.where(pair, np.cumsum(pair) - 1, -1)
+    nodes['pair'] = np.where(pair, np.cumsum(pair) - 1, np.where(leaf, pair.sum(), -1))   # a leaf: the last row
     nodes['flags'] = LIVE * ta.live[order] + LEAF * leaf + MISSING_LEFT * miss_left + PAIR * pair
     m = int(np.maximum((distinct + 1) // 2, 1).max())  # m points integrate degree 2m - 1 >= distinct - 1 exactly
     T, W = gauss_legendre(m)
     at = np.flatnonzero(pair)
     A = pair_tables(nodes, at, np.broadcast_to(T[m, :m], (len(at), m)), np.broadcast_to(W[m, :m], (len(at), m)))
-    return nodes, roots, tuple(float(v) for v in T[m, :m]), tuple(float(v) for v in W[m, :m]), A
+    leaf_row = np.zeros((1, *A.shape[1:])); leaf_row[0, :, 0] = 1.0     # a leaf's row: v · P is v times P, no share
+    return nodes, roots, tuple(float(v) for v in T[m, :m]), tuple(float(v) for v in W[m, :m]), \
+        np.concatenate([A, leaf_row])
 
 def pair_tables(nodes: np.ndarray, at: np.ndarray, t: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Per split `at` whose children are two leaves, per state of its feature on the path (already left; followed,

@@ -7,7 +7,7 @@ import argparse, json, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHES = ['decision', 'monitoring', 'drift', 'stage2', 'serving', 'score', 'update', 'holdout', 'feedback', 'explain', 'reasons']
+BENCHES = ['decision', 'monitoring', 'drift', 'stage2', 'serving', 'score', 'update', 'holdout', 'feedback', 'explain', 'reasons', 'walk_cost']
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -80,7 +80,7 @@ def goes_left(x, nd) -> bool:
 
 @numba.njit(cache=True, nogil=True, fastmath=FASTMATH)
 def tree_phi(x, phi, own, nodes, A, r0, r1, t, w, ost, fdp, P, G, S, Q, par, hl, fs, osv, ofd):
-    """Linear TreeSHAP of row `x` on the preorder tree `nodes[r0:r1]` (leaf pairs: tables `A`) at the points `t`
+    """Linear TreeSHAP of row `x` on the preorder tree `nodes[r0:r1]` (leaves and leaf pairs: rows of `A`) at points `t`
     (weights `w`; tuples, so the loops over them unroll): each edge's exact share added to `phi[own[feature]]`. The
     rest is scratch (`new_scratch`)."""
     root = nodes[r0]
@@ -218,7 +218,7 @@ class TreeArrays:
     feature: np.ndarray; threshold: np.ndarray; left: np.ndarray; right: np.ndarray; default: np.ndarray
     cover: np.ndarray; value: np.ndarray; roots: np.ndarray; depth: int; float32: bool; scale: float; offset: float
     live: np.ndarray = None   # a node with a non-zero leaf below it (the others are skipped: they add 0)
-    layout: tuple = None      # (nodes, roots, points t, weights w, pair tables): what `tree_phi` walks
+    layout: tuple = None      # (nodes, roots, points t, weights w, leaf and pair tables): what `tree_phi` walks
     sizes: np.ndarray = None  # live nodes per tree: what walking it costs (`walk_shared` shares them out)
     cut: tuple = (1, 0)       # `shared_cut` of this model alone: where `shap_row`'s helper thread starts
     local: threading.local = field(default_factory=threading.local, repr=False, compare=False)

@@ -58,12 +58,12 @@ def main(argv=None):
     no_pairs = nodes.copy(); no_pairs['flags'] = no_pairs['flags'] & np.uint8(0xFF ^ PAIR)
     F, I, E = new_scratch(1, ta.depth, len(t), X.shape[1])
     own, n = np.arange(X.shape[1]), len(roots)
-    walk = lambda nd, tt, ww: (lambda x: row_phi(x, np.zeros(len(own)), own, nd, roots, tt, ww, A, F[0], I[0], E[0],
-                                                 0, n))
-    def phi(nd, x):
-        "Contributions of row `x` on layout `nd`."
-        out = np.zeros(len(own)); row_phi(x, out, own, nd, roots, t, w, A, F[0], I[0], E[0], 0, n); return out
-    diff = max(float(np.abs(phi(nodes, x) - phi(no_pairs, x)).max()) for x in X)
+    def walk(nd, tt, ww):
+        "Row `x` -> its contributions walked on layout `nd` at the points `tt` (weights `ww`)."
+        def phi(x):
+            out = np.zeros(len(own)); row_phi(x, out, own, nd, roots, tt, ww, A, F[0], I[0], E[0], 0, n); return out
+        return phi
+    diff = max(float(np.abs(walk(nodes, t, w)(x) - walk(no_pairs, t, w)(x)).max()) for x in X)
     at = np.flatnonzero(nodes['flags'] & PAIR)
     in_pairs = int(((nodes['flags'][at + 1] & LIVE) != 0).sum() + ((nodes['flags'][at + 2] & LIVE) != 0).sum())
     live = int((nodes['flags'] & LIVE).astype(bool).sum())
